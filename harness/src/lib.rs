@@ -1,0 +1,4 @@
+//! Tailor's harness: everything that touches QEMU, the guest, the screen and
+//! the lab network.
+pub mod process;
+pub mod wait;
