@@ -446,8 +446,12 @@ impl Lab {
             "--log-queries".into(),
             "--log-dhcp".into(),
             format!("--log-facility={}", log.display()),
-            // The state directory may be unreadable to "nobody".
+            // Keep root's uid and gid: the state directory may be closed to
+            // "nobody", and a changed gid (Debian's default is "dip") makes
+            // the kernel clear PR_SET_PDEATHSIG, so a killed harness would
+            // leave dnsmasq running.
             "--user=root".into(),
+            "--group=root".into(),
             format!("--pid-file={}", self.dir.join("dnsmasq.pid").display()),
         ];
         let spec = self.spec(Spec::new("dnsmasq").args(args).log(&out));
