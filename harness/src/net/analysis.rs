@@ -854,9 +854,9 @@ impl State {
 
     fn finish(self) -> Analysis {
         let mut flows: Vec<Flow> = self.flows.into_values().collect();
-        flows.sort_by(|a, b| (a.first, a.key).cmp(&(b.first, b.key)));
+        flows.sort_by_key(|f| (f.first, f.key));
         let mut macs: Vec<MacSeen> = self.macs.into_values().collect();
-        macs.sort_by(|a, b| (a.first, a.mac).cmp(&(b.first, b.mac)));
+        macs.sort_by_key(|m| (m.first, m.mac));
         Analysis {
             source: self.source,
             format: self.format,
