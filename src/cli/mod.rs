@@ -1,12 +1,25 @@
 //! Subcommands. One module per subcommand; add a variant here and a line in
 //! [`dispatch`].
 
+mod doctor;
+mod pcap_check;
+mod run;
+mod screenshot;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-mod pcap_check;
+use anyhow::Context;
+use harness::vm::{BootMedium, VmConfig};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
+    /// Check this host: QEMU, accelerator, tun, daemons, disk.
+    Doctor,
+    /// Run Gherkin features against a VM (filters: --name, --tags, FILE:LINE).
+    Run(run::RunArgs),
+    /// Boot an ISO, wait, and save the screen as a PNG (smoke test).
+    Screenshot(screenshot::ScreenshotArgs),
     /// Judge a packet capture: only Tor, no DNS, no IPv6, spoofed MAC.
     /// Exits 1 on a leak, 2 if the capture cannot be read.
     PcapCheck(pcap_check::Args),
@@ -14,6 +27,32 @@ pub enum Command {
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Doctor => Ok(doctor::run()),
         Command::PcapCheck(args) => pcap_check::run(args),
+        Command::Run(args) => runtime()?.block_on(run::run(args)),
+        Command::Screenshot(args) => runtime()?
+            .block_on(screenshot::run(args))
+            .map(|()| ExitCode::SUCCESS),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The vm-config to boot: `--vm-config` (default `vm-configs/smoke.toml`
+/// when no ISO is given), with `--iso` replacing its boot medium.
+pub fn load_vm_config(vm_config: Option<&Path>, iso: Option<PathBuf>) -> anyhow::Result<VmConfig> {
+    let mut config = match (vm_config, &iso) {
+        (Some(path), _) => VmConfig::load(path)?,
+        (None, Some(iso)) => VmConfig::for_medium(BootMedium::from_path(iso.clone())),
+        (None, None) => anyhow::bail!("give --iso PATH or --vm-config FILE"),
+    };
+    if let Some(iso) = iso {
+        config.boot = Some(BootMedium::from_path(iso));
+    }
+    Ok(config)
 }
