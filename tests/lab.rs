@@ -247,3 +247,54 @@ fn cleanup_spares_labs_of_live_processes() {
     assert!(!removed.contains(&name));
     assert!(still_there);
 }
+
+/// Run as an unprivileged user by `rootless_lab_works_or_says_why`.
+#[tokio::test]
+#[ignore = "a helper run as an unprivileged user by rootless_lab_works_or_says_why"]
+async fn rootless_child() {
+    if std::env::var_os("TAILOR_LAB_ROOTLESS_CHILD").is_none() {
+        return;
+    }
+    match Lab::start(LabConfig::default()).await {
+        Ok(mut lab) => {
+            lab.verify_isolation().unwrap();
+            let tap = lab.exec(&["ip", "-d", "link", "show", "tap0"]).unwrap();
+            assert!(tap.contains("master br0"), "{tap}");
+            lab.stop().unwrap();
+            println!("ROOTLESS OK");
+        }
+        Err(e @ lab::LabError::TunPermission { .. }) => println!("ROOTLESS TUN-DENIED {e}"),
+        Err(e) => panic!("rootless lab failed: {e:?}"),
+    }
+}
+
+#[test]
+fn rootless_lab_works_or_says_why() {
+    if !root_or_skip("rootless_lab_works_or_says_why (re-runs itself as nobody)") {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["--exact", "rootless_child", "--ignored", "--nocapture"])
+        .env("TAILOR_LAB_ROOTLESS_CHILD", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("failed to execute") {
+        eprintln!(
+            "rootless_lab_works_or_says_why: skipped: nobody cannot run {}",
+            exe.display()
+        );
+        return;
+    }
+    assert!(out.status.success(), "{text}\n{stderr}");
+    if text.contains("ROOTLESS TUN-DENIED") {
+        assert!(text.contains("/dev/net/tun is mode"), "{text}");
+    } else {
+        assert!(text.contains("ROOTLESS OK"), "{text}");
+    }
+}

@@ -280,6 +280,8 @@ pub struct Flow {
     pub fragments: u64,
     /// DNS question names seen in this flow, sorted, at most 64.
     pub dns_names: Vec<String>,
+    /// Source MAC of the flow's first frame (None without Ethernet).
+    pub src_mac: Option<MacAddr>,
 }
 
 /// A packet and byte count.
@@ -530,6 +532,8 @@ struct State {
     vlan_tagged: u64,
     snapped: u64,
     truncated_at: Option<u64>,
+    /// Source MAC of the frame being decoded.
+    frame_src_mac: Option<MacAddr>,
 }
 
 /// What the IP layer of a frame yields for the flow table.
@@ -556,6 +560,7 @@ impl State {
             vlan_tagged: 0,
             snapped: 0,
             truncated_at: None,
+            frame_src_mac: None,
         }
     }
 
@@ -588,6 +593,7 @@ impl State {
                 })
             }
         };
+        self.frame_src_mac = None;
         let Some(sliced) = sliced else {
             self.count("undecodable", wire_len);
             self.flow(ts, wire_len, undecodable(), false, &[]);
@@ -601,6 +607,7 @@ impl State {
             ),
             _ => (None, None, None),
         };
+        self.frame_src_mac = src_mac;
         if !sliced.link_exts.is_empty() {
             self.vlan_tagged += 1;
         }
@@ -818,6 +825,7 @@ impl State {
     }
 
     fn flow(&mut self, ts: Timestamp, wire_len: u64, key: FlowKey, fragment: bool, dns: &[u8]) {
+        let src_mac = self.frame_src_mac;
         let flow = self.flows.entry(key).or_insert_with(|| Flow {
             key,
             first: ts,
@@ -826,6 +834,7 @@ impl State {
             bytes: 0,
             fragments: 0,
             dns_names: Vec::new(),
+            src_mac,
         });
         flow.packets += 1;
         flow.bytes += wire_len;

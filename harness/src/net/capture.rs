@@ -27,6 +27,16 @@ pub trait QmpExec {
         C: qapi::Command + qmp::QmpCommand;
 }
 
+impl QmpExec for crate::qmp::Qmp {
+    type Error = crate::qmp::Error;
+    async fn execute_command<C>(&self, command: C) -> Result<C::Ok, Self::Error>
+    where
+        C: qapi::Command + qmp::QmpCommand,
+    {
+        self.execute(command).await
+    }
+}
+
 /// Errors starting or stopping a capture.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {

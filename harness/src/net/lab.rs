@@ -425,7 +425,7 @@ impl Lab {
     async fn start_dnsmasq(&mut self) -> Result<(), LabError> {
         let log = self.dnsmasq_log();
         let out = self.dir.join("dnsmasq.out");
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "--keep-in-foreground".into(),
             // Ignore the host's /etc/dnsmasq.conf, resolv.conf and hosts.
             "--conf-file=/dev/null".into(),
@@ -438,6 +438,9 @@ impl Lab {
             format!("--dhcp-range={DHCP_FIRST},{DHCP_LAST},255.255.255.0,12h"),
             // Answer a guest that asks for a lease of a previous run at once.
             "--dhcp-authoritative".into(),
+            // No ICMP echo to an address before offering it: that frame
+            // would sit in the guest's capture as traffic nobody asked for.
+            "--no-ping".into(),
             format!(
                 "--dhcp-leasefile={}",
                 self.dir.join("dnsmasq.leases").display()
@@ -446,14 +449,23 @@ impl Lab {
             "--log-queries".into(),
             "--log-dhcp".into(),
             format!("--log-facility={}", log.display()),
+        ];
+        match self.mode {
             // Keep root's uid and gid: the state directory may be closed to
             // "nobody", and a changed gid (Debian's default is "dip") makes
             // the kernel clear PR_SET_PDEATHSIG, so a killed harness would
             // leave dnsmasq running.
-            "--user=root".into(),
-            "--group=root".into(),
-            format!("--pid-file={}", self.dir.join("dnsmasq.pid").display()),
-        ];
+            Mode::Root => args.extend([
+                "--user=root".into(),
+                "--group=root".into(),
+                format!("--pid-file={}", self.dir.join("dnsmasq.pid").display()),
+            ]),
+            // In a user namespace only one uid and gid are mapped and
+            // setgroups(2) is denied, so dnsmasq must not change
+            // credentials at all: --no-daemon (debug mode) skips that. It
+            // also logs to stderr (dnsmasq.out) and writes no pid file.
+            Mode::Rootless { .. } => args.push("--no-daemon".into()),
+        }
         let spec = self.spec(Spec::new("dnsmasq").args(args).log(&out));
         let guard = process::spawn(spec).map_err(|source| LabError::DnsmasqSpawn {
             lab: self.name.clone(),

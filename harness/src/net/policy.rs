@@ -5,7 +5,11 @@
 //! the lab's own MAC addresses. Every flow of an [`Analysis`] falls in one
 //! [`Class`]: allowed, one of the tolerated kinds (ARP, DHCP with the lab's
 //! server, IPv6 link-local autoconfiguration: as in the Tails suite these
-//! are not leaks by themselves and are reported separately), or a leak.
+//! are not leaks by themselves and are reported separately), sent by the
+//! lab rather than the guest (a lab MAC as source), or a leak. The guest's
+//! own frames are what is judged: a lab that talks to the guest unasked is
+//! the lab's doing, and a reply to a leaking query is reported through the
+//! query.
 //!
 //! Each check ([`Policy::only_tor`], [`Policy::no_dns`], [`Policy::no_ipv6`],
 //! [`Policy::mac_spoofed`]) returns a [`Verdict`] that lists every offence
@@ -58,6 +62,10 @@ pub enum Class {
     /// `::` or a link-local address to a link-local or link-scope multicast
     /// address: what an IPv6 stack does by itself when a link comes up.
     Ipv6Autoconf,
+    /// Sent by the lab's side of the link (a lab MAC), not by the guest:
+    /// e.g. the bridge's IGMP reports, or a server's answer to a query
+    /// that is itself reported.
+    FromLab,
     Leak,
 }
 
@@ -68,6 +76,7 @@ impl fmt::Display for Class {
             Class::Arp => "ARP",
             Class::Dhcp => "DHCP with the lab",
             Class::Ipv6Autoconf => "IPv6 link-local autoconfiguration",
+            Class::FromLab => "sent by the lab",
             Class::Leak => "leak",
         })
     }
@@ -319,14 +328,21 @@ impl Policy {
     ) -> Verdict {
         let mut offences = Vec::new();
         let mut tolerated: Vec<Tolerated> = Vec::new();
+        let lab = self.lab_mac_set(analysis);
         for flow in &analysis.flows {
-            let class = self.classify(&flow.key);
+            let class = match self.classify(&flow.key) {
+                Class::Leak if flow.src_mac.is_some_and(|m| lab.contains(&m)) => Class::FromLab,
+                c => c,
+            };
             if offends(flow, class) {
                 offences.push(Offence::Flow {
                     flow: flow.clone(),
                     offset: analysis.offset(flow.first),
                 });
-            } else if matches!(class, Class::Arp | Class::Dhcp | Class::Ipv6Autoconf) {
+            } else if matches!(
+                class,
+                Class::Arp | Class::Dhcp | Class::Ipv6Autoconf | Class::FromLab
+            ) {
                 match tolerated.iter_mut().find(|t| t.class == class) {
                     Some(t) => {
                         t.flows += 1;
@@ -361,15 +377,31 @@ impl Policy {
     /// to an allowed endpoint; the offences carry the query names.
     pub fn no_dns(&self, analysis: &Analysis) -> Verdict {
         self.verdict(Check::NoDns, analysis, |flow, class| {
-            class != Class::Allowed && (flow.key.is_dns_port() || !flow.dns_names.is_empty())
+            !matches!(class, Class::Allowed | Class::FromLab)
+                && (flow.key.is_dns_port() || !flow.dns_names.is_empty())
         })
     }
 
     /// IPv6 other than link-local autoconfiguration and allowed endpoints.
     pub fn no_ipv6(&self, analysis: &Analysis) -> Verdict {
         self.verdict(Check::NoIpv6, analysis, |flow, class| {
-            flow.key.is_ipv6() && !matches!(class, Class::Allowed | Class::Ipv6Autoconf)
+            flow.key.is_ipv6()
+                && !matches!(class, Class::Allowed | Class::Ipv6Autoconf | Class::FromLab)
         })
+    }
+
+    /// The lab's MACs in this capture: listed ones, and those that sent
+    /// from the DHCP server's or an allowed endpoint's address.
+    pub fn lab_mac_set(&self, analysis: &Analysis) -> BTreeSet<MacAddr> {
+        let mut set = self.lab_macs.clone();
+        set.extend(
+            analysis
+                .macs
+                .iter()
+                .filter(|m| self.is_lab_mac(m))
+                .map(|m| m.mac),
+        );
+        set
     }
 
     /// Whether a source MAC belongs to the lab's side of the link.
@@ -690,6 +722,25 @@ mod tests {
         )];
         let v = policy().mac_spoofed(&analyse(&frames), nic());
         assert_eq!(v.offences, [Offence::NoGuestFrames]);
+    }
+
+    #[test]
+    fn what_the_lab_sends_is_reported_apart_not_as_a_leak() {
+        let mut frames = clean();
+        // The bridge's IGMP-like chatter and a ping to the guest.
+        frames.push((
+            at(100),
+            bridge().ping(LAB.parse().unwrap(), GUEST.parse().unwrap()),
+        ));
+        let v = policy().only_tor(&analyse(&frames));
+        assert!(v.passed(), "{v}");
+        assert!(v.tolerated.iter().any(|t| t.class == Class::FromLab), "{v}");
+        // The same ping from the guest is a leak.
+        frames.push((
+            at(200),
+            guest().ping(GUEST.parse().unwrap(), LAB.parse().unwrap()),
+        ));
+        assert!(!policy().only_tor(&analyse(&frames)).passed());
     }
 
     #[test]
