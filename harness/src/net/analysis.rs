@@ -658,16 +658,10 @@ impl State {
                 );
                 src_ip = Some(src);
                 let payload = ip.payload();
-                let frag = ip
-                    .extensions()
-                    .clone()
-                    .into_iter()
-                    .find_map(|ext| match ext {
-                        etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f),
-                        _ => None,
-                    })
-                    .filter(|f| f.is_fragmenting_payload())
-                    .map(|f| (f.identification(), f.fragment_offset().value() == 0));
+                // Walked by hand: etherparse's extension iterator trusts
+                // lengths that its lax slicer did not check, and panics on
+                // a damaged chain (found by the fuzzer).
+                let frag = ipv6_fragment(h.next_header().0, ip.extensions().slice());
                 let fragmented = frag.is_some();
                 let t = self.transport(src, dst, payload.ip_number.0, payload.payload, frag, true);
                 self.count(label(true, &t.protocol, fragmented), wire_len);
@@ -879,6 +873,38 @@ impl State {
             vlan_tagged: self.vlan_tagged,
             snapped: self.snapped,
             truncated_at: self.truncated_at,
+        }
+    }
+}
+
+/// The fragment id and whether this is the first fragment, if an IPv6
+/// extension chain (starting with header type `next`) fragments its
+/// payload. Every length is checked against `exts`.
+fn ipv6_fragment(mut next: u8, exts: &[u8]) -> Option<(u32, bool)> {
+    let mut rest = exts;
+    loop {
+        match next {
+            44 => {
+                let h = rest.get(..8)?;
+                let offset = u16::from_be_bytes([h[2], h[3]]) >> 3;
+                let more = h[3] & 1 == 1;
+                // An "atomic" fragment (offset 0, no more) fragments nothing.
+                return (offset != 0 || more)
+                    .then(|| (u32::from_be_bytes([h[4], h[5], h[6], h[7]]), offset == 0));
+            }
+            // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
+            0 | 43 | 60 => {
+                let len = (usize::from(*rest.get(1)?) + 1) * 8;
+                next = *rest.first()?;
+                rest = rest.get(len..)?;
+            }
+            // Authentication header: (len + 2) * 4 bytes.
+            51 => {
+                let len = (usize::from(*rest.get(1)?) + 2) * 4;
+                next = *rest.first()?;
+                rest = rest.get(len..)?;
+            }
+            _ => return None,
         }
     }
 }
@@ -1141,6 +1167,24 @@ mod tests {
             Ok(a) => assert!(a.truncated_at.is_some()),
             Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e}"),
         }
+    }
+
+    #[test]
+    fn fuzzer_findings_give_a_verdict_not_a_panic() {
+        // A damaged IPv6 extension chain: etherparse's iterator panicked.
+        let crash = include_bytes!("../../testdata/fuzz-ipv6-ext-chain.pcap");
+        assert!(analyse_bytes(crash).is_ok());
+    }
+
+    #[test]
+    fn ipv6_fragment_headers_are_found_behind_other_extensions() {
+        // Hop-by-hop (8 bytes) then a fragment header: offset 1, more set.
+        let chain = [44, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 9, 0, 0, 0, 42];
+        assert_eq!(ipv6_fragment(0, &chain), Some((42, false)));
+        assert_eq!(ipv6_fragment(0, &chain[..12]), None);
+        assert_eq!(ipv6_fragment(0, &[44, 255]), None);
+        // Atomic fragment: not fragmented.
+        assert_eq!(ipv6_fragment(44, &[17, 0, 0, 0, 0, 0, 0, 1]), None);
     }
 
     #[test]
