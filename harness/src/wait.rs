@@ -132,7 +132,10 @@ mod tests {
         .await
         .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("the moon") && text.contains("clouds"), "{text}");
+        assert!(
+            text.contains("the moon") && text.contains("clouds"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,3 @@
+pub mod matcher;
+pub mod reference;
+pub mod waiting;
