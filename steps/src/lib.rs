@@ -5,7 +5,9 @@
 //! Step files, one per domain:
 //! - [`vm_steps`]: boot, keyboard, mouse, screen, serial, checkpoints.
 
+pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod vm_steps;
 mod world;
 

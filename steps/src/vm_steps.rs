@@ -39,7 +39,7 @@ async fn press(world: &mut TailorWorld, combo: String) -> anyhow::Result<()> {
 #[then(expr = "I see {string} within {int} seconds")]
 async fn see(world: &mut TailorWorld, name: String, secs: u64) -> anyhow::Result<()> {
     let reference = Reference::load(&world.settings.screenshots, &name)?;
-    let artifacts = world.settings.artifacts.clone();
+    let artifacts = world.scenario_dir.clone();
     let found = simple::wait_for(
         world.vm()?,
         &reference,
@@ -59,7 +59,7 @@ async fn no_longer_see(world: &mut TailorWorld, name: String, secs: u64) -> anyh
 
 async fn click_reference(world: &mut TailorWorld, name: &str, count: u32) -> anyhow::Result<()> {
     let reference = Reference::load(&world.settings.screenshots, name)?;
-    let artifacts = world.settings.artifacts.clone();
+    let artifacts = world.scenario_dir.clone();
     let vm = world.vm()?;
     let found = simple::wait_for(vm, &reference, Duration::from_secs(10), &artifacts)
         .await
