@@ -5,6 +5,7 @@
 //! Step files, one per domain:
 //! - [`vm_steps`]: boot, keyboard, mouse, screen, serial, checkpoints.
 
+pub mod checkpoints;
 pub mod report;
 pub mod runner;
 pub mod shard;

@@ -191,6 +191,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
             in_shard && (targets.is_empty() || targets.iter().any(|t| t.selects(feature, scenario)))
         })
         .await;
+    crate::checkpoints::clear();
     let records = records.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let summary = RunSummary {
         passed: records.final_outcomes().filter(|s| !s.failed()).count(),

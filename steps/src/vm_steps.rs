@@ -17,6 +17,11 @@ async fn boots_from(world: &mut TailorWorld, name: String) -> anyhow::Result<()>
     Ok(())
 }
 
+#[given(expr = "a computer at checkpoint {string}")]
+async fn at_checkpoint(world: &mut TailorWorld, name: String) -> anyhow::Result<()> {
+    crate::checkpoints::reach(world, &name).await
+}
+
 #[given(expr = "the serial console shows {string} within {int} seconds")]
 #[then(expr = "the serial console shows {string} within {int} seconds")]
 async fn serial_shows(world: &mut TailorWorld, text: String, secs: u64) -> anyhow::Result<()> {
