@@ -433,3 +433,36 @@ options = ["ConnectionPadding 1"]
         assert_eq!(c.validate().unwrap()[0].content, b"from a file");
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    use super::*;
+
+    /// Every customization in derivative/customizations/ parses and
+    /// validates, so `tailor build-iso` never trips on one.
+    #[test]
+    fn shipped_customizations_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../derivative/customizations");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let c = Customization::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                c.validate().unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(path.file_stem().unwrap().to_string_lossy(), c.name);
+                names.push(c.name);
+            }
+        }
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "branding",
+                "clear-dns",
+                "direct-tcp",
+                "ipv6-leak",
+                "no-mac-spoof"
+            ]
+        );
+    }
+}

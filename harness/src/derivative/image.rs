@@ -246,7 +246,7 @@ fn apply_customizations(
     let firewall_path = root.join("etc/tailor/firewall.nft");
     let mut firewall =
         std::fs::read_to_string(&firewall_path).map_err(|e| Error::io(&firewall_path, e))?;
-    let mut branding = vec![
+    let mut branding = [
         ("TITLE", "Tailor Live".to_owned()),
         ("BACKGROUND", "#1e1e2e".to_owned()),
         ("FOREGROUND", "#f0f0f0".to_owned()),

@@ -372,3 +372,63 @@ pub fn build(opts: &BuildOptions) -> Result<Built, Error> {
         key,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    fn key_with(customization: Option<&str>, greeter: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let greeter_path = dir.path().join("greeter");
+        std::fs::write(&greeter_path, greeter).unwrap();
+        let customizations: Vec<_> = customization
+            .map(|text| {
+                let c = Customization::parse(text, &dir.path().join("c.toml")).unwrap();
+                let files = c.validate().unwrap();
+                (c, files)
+            })
+            .into_iter()
+            .collect();
+        cache_key(&repo(), &customizations, &greeter_path).unwrap()
+    }
+
+    #[test]
+    fn cache_key_follows_every_input() {
+        let base = key_with(None, b"greeter v1");
+        assert_eq!(base, key_with(None, b"greeter v1"), "same inputs, same key");
+        assert_ne!(base, key_with(None, b"greeter v2"), "the greeter counts");
+        let one = key_with(
+            Some("name = \"a\"\n[init]\nmac_spoof = false\n"),
+            b"greeter v1",
+        );
+        assert_ne!(base, one, "a customization counts");
+        let file = |content: &str| {
+            key_with(
+                Some(&format!(
+                    "name = \"a\"\n[[files]]\npath = \"/x\"\ncontent = \"{content}\"\n"
+                )),
+                b"greeter v1",
+            )
+        };
+        assert_ne!(file("1"), file("2"), "file contents count");
+    }
+
+    #[test]
+    fn manifest_sits_next_to_the_iso() {
+        assert_eq!(
+            manifest_path(Path::new("/tmp/out/live.iso")),
+            Path::new("/tmp/out/live.manifest.toml")
+        );
+    }
+
+    #[test]
+    fn the_recipe_parses() {
+        let recipe = Recipe::load(&repo().join("derivative/recipe.toml")).unwrap();
+        assert!(recipe.packages.iter().any(|p| p == "tor"));
+        assert!(recipe.kernel_cmdline.contains("vga=792"));
+    }
+}
