@@ -9,8 +9,9 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(name = "tailor", version, about)]
 struct Args {
-    /// Multiply every timeout by this factor (slow TCG hosts need more).
-    #[arg(long, global = true, env = "TAILOR_TIMEOUT_SCALE")]
+    /// Multiply every timeout by this factor (slow TCG hosts need more);
+    /// the environment variable TAILOR_TIMEOUT_SCALE does the same.
+    #[arg(long, global = true)]
     timeout_scale: Option<f64>,
     #[command(subcommand)]
     command: cli::Command,

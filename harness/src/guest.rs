@@ -74,6 +74,12 @@ pub enum Error {
         status: String,
         stderr: String,
     },
+    #[error("`{command}` still failing in the guest after {waited:.1?} (last: {last})")]
+    StillFailing {
+        command: String,
+        waited: Duration,
+        last: String,
+    },
     #[error("the output of `{command}` does not contain {expected:?}; it was:\n{stdout}")]
     OutputMismatch {
         command: String,
@@ -319,6 +325,37 @@ impl Guest {
             }
             // QGA has no completion event: poll guest-exec-status.
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Run `command` until it succeeds (exit code 0), at most until
+    /// `timeout`: for guest states with no event to wait on (a daemon's log
+    /// line, a file appearing). Returns the successful run.
+    pub async fn wait_for_success(
+        &self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<ExecResult, Error> {
+        let start = Instant::now();
+        let mut last = String::from("not run yet");
+        loop {
+            let left = timeout.saturating_sub(start.elapsed());
+            match self.exec(command, left.max(Duration::from_secs(1))).await {
+                Ok(out) if out.success() => return Ok(out),
+                Ok(out) => last = format!("exit {:?}: {}", out.exit_code, out.stderr.trim()),
+                Err(e @ (Error::CommandTimeout { .. } | Error::CommandFailed { .. })) => {
+                    last = e.to_string()
+                }
+                Err(e) => return Err(e),
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::StillFailing {
+                    command: command.to_owned(),
+                    waited: start.elapsed(),
+                    last,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 

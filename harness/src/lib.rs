@@ -1,6 +1,25 @@
 //! Tailor's harness: everything that touches QEMU, the guest, the screen and
 //! the lab network.
+//!
+//! - [`vm`]: a QEMU process from a vm-config (accelerator choice, scratch
+//!   overlay, checkpoints, serial log), driven through [`qmp`].
+//! - [`screen`]: screendumps as `image::RgbImage` and reference matching.
+//! - [`input`]: keyboard (US keymap) and absolute mouse.
+//! - [`process`]: every child in a guard that dies with the harness.
+//! - [`wait`]: one wait helper; every timeout scales with
+//!   `TAILOR_TIMEOUT_SCALE`.
+//! - [`doctor`]: host checks for `tailor doctor`.
+//!
+//! ```
+//! use harness::input::keymap::parse_combo;
+//! assert_eq!(parse_combo("ctrl+alt+t").unwrap().len(), 3);
+//! ```
 pub mod derivative;
+pub mod doctor;
 pub mod guest;
+pub mod input;
 pub mod process;
+pub mod qmp;
+pub mod screen;
+pub mod vm;
 pub mod wait;

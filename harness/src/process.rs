@@ -269,7 +269,9 @@ impl ChildGuard {
 
     /// The exit status if the child has exited, without blocking.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// The last `lines` lines of the child's log, for error messages.
@@ -401,7 +403,11 @@ mod tests {
             assert!(Instant::now() < deadline, "sh did not start its child");
             std::thread::sleep(Duration::from_millis(10));
         }
-        let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let grandchild: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         guard.stop(Duration::from_secs(2));
         // The grandchild is reparented to init and reaped there; give it a moment.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -410,7 +416,10 @@ mod tests {
                 .unwrap_or_default()
                 .contains(") Z")
         {
-            assert!(Instant::now() < deadline, "grandchild {grandchild} survived");
+            assert!(
+                Instant::now() < deadline,
+                "grandchild {grandchild} survived"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

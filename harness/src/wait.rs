@@ -81,23 +81,22 @@ where
     Fut: Future<Output = Check<T, E>>,
 {
     let start = Instant::now();
-    let mut last_error = None;
     let mut next_report = Duration::from_secs(10);
     loop {
-        match check().await {
+        let seen = match check().await {
             Check::Ready(v) => {
                 tracing::debug!(what, elapsed = ?start.elapsed(), "wait done");
                 return Ok(v);
             }
             Check::Fatal(e) => return Err(WaitError::Fatal(e)),
-            Check::NotYet(seen) => last_error = Some(seen),
-        }
+            Check::NotYet(seen) => seen,
+        };
         let elapsed = start.elapsed();
         if elapsed >= timeout {
             return Err(Timeout {
                 what: what.to_owned(),
                 waited: elapsed,
-                last_error,
+                last_error: Some(seen),
             }
             .into());
         }
@@ -132,7 +131,10 @@ mod tests {
         .await
         .unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("the moon") && text.contains("clouds"), "{text}");
+        assert!(
+            text.contains("the moon") && text.contains("clouds"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -2,11 +2,24 @@
 //! [`dispatch`].
 
 mod build_iso;
+mod doctor;
+mod run;
+mod screenshot;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context;
+use harness::vm::{BootMedium, VmConfig};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
+    /// Check this host: QEMU, accelerator, tun, daemons, disk.
+    Doctor,
+    /// Run Gherkin features against a VM (filters: --name, --tags, FILE:LINE).
+    Run(run::RunArgs),
+    /// Boot an ISO, wait, and save the screen as a PNG (smoke test).
+    Screenshot(screenshot::ScreenshotArgs),
     /// Build the reference derivative ISO (optionally customized).
     BuildIso(build_iso::Args),
 }
@@ -14,5 +27,31 @@ pub enum Command {
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::BuildIso(args) => build_iso::run(args),
+        Command::Doctor => Ok(doctor::run()),
+        Command::Run(args) => runtime()?.block_on(run::run(args)),
+        Command::Screenshot(args) => runtime()?
+            .block_on(screenshot::run(args))
+            .map(|()| ExitCode::SUCCESS),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The vm-config to boot: `--vm-config` (default `vm-configs/smoke.toml`
+/// when no ISO is given), with `--iso` replacing its boot medium.
+pub fn load_vm_config(vm_config: Option<&Path>, iso: Option<PathBuf>) -> anyhow::Result<VmConfig> {
+    let mut config = match (vm_config, &iso) {
+        (Some(path), _) => VmConfig::load(path)?,
+        (None, Some(iso)) => VmConfig::for_medium(BootMedium::from_path(iso.clone())),
+        (None, None) => anyhow::bail!("give --iso PATH or --vm-config FILE"),
+    };
+    if let Some(iso) = iso {
+        config.boot = Some(BootMedium::from_path(iso));
+    }
+    Ok(config)
 }

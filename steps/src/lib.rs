@@ -1,2 +1,12 @@
-//! Tailor's cucumber `World` and step definitions: each step is a thin call
-//! into `harness`.
+//! Tailor's cucumber `World` and step definitions. Steps stay thin: each
+//! calls one harness function. [`runner`] holds the one way features are
+//! run, shared by `tailor run` and `cargo test --features vm`.
+//!
+//! Step files, one per domain:
+//! - [`vm_steps`]: boot, keyboard, mouse, screen, serial, checkpoints.
+
+pub mod runner;
+pub mod vm_steps;
+mod world;
+
+pub use world::{Settings, TailorWorld};

@@ -213,10 +213,19 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
     };
     let mut shown: Option<Screen> = None;
     let mut starter: Option<Child> = None;
-    eprintln!("tailor-greeter: welcome screen shown");
     loop {
         if shown.as_ref() != Some(&screen) {
             fb.show(&ui.draw(&screen))?;
+            // Markers go out once the screen shows what they announce, so
+            // the harness can match the screen as soon as it reads them.
+            match (&screen, &shown) {
+                (Screen::Welcome { .. }, None) => eprintln!("tailor-greeter: welcome screen shown"),
+                (Screen::Progress { ready: true, .. }, _) => {
+                    let _ = std::fs::write(TOR_READY, "");
+                    eprintln!("tailor-greeter: Tor is ready");
+                }
+                _ => {}
+            }
             shown = Some(screen.clone());
         }
         // Poll so the progress screen follows tor's log between key presses.
@@ -282,10 +291,6 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
             let percent = bootstrap_percent(&std::fs::read_to_string(TOR_LOG).unwrap_or_default())
                 .unwrap_or(0);
             let ready = percent >= 100;
-            if ready {
-                let _ = std::fs::write(TOR_READY, "");
-                eprintln!("tailor-greeter: Tor is ready");
-            }
             screen = Screen::Progress {
                 lines,
                 percent,

@@ -1,0 +1,854 @@
+//! One QEMU virtual machine: its command line, its process, QMP, screen,
+//! keyboard and mouse, serial console and checkpoints.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), harness::vm::VmError> {
+//! use harness::vm::{Vm, VmConfig, VmOptions};
+//! let config = VmConfig::load("vm-configs/smoke.toml".as_ref())?;
+//! let mut vm = Vm::start(&config, VmOptions::default()).await?;
+//! vm.wait_serial("login:", std::time::Duration::from_secs(60)).await?;
+//! vm.type_text("echo hello\n").await?;
+//! let screen = vm.screendump().await?;
+//! vm.save_checkpoint("booted").await?;
+//! vm.shutdown().await?;
+//! # let _ = screen; Ok(()) }
+//! ```
+
+pub mod accel;
+pub mod config;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use qapi::qmp;
+
+pub use accel::Accelerator;
+pub use config::{BootMedium, ConfigError, Network, VmConfig};
+
+use crate::input::{self, InputError, TypingRate};
+use crate::process::{self, ChildGuard, Spec};
+use crate::qmp::Qmp;
+use crate::wait::{self, scaled, Check, Timeout};
+
+/// Errors from starting or driving a VM. Each says what was expected, what
+/// was seen, and where QEMU's own log is.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the vm-config {config} names no boot medium (set [boot] iso or disk, or pass --iso)")]
+    NoMedium { config: PathBuf },
+    #[error("boot medium {path} does not exist{hint}")]
+    MissingMedium { path: PathBuf, hint: String },
+    #[error(transparent)]
+    Accel(#[from] accel::AccelError),
+    #[error(transparent)]
+    Process(#[from] process::Error),
+    #[error("could not create the VM's scratch files in {dir}")]
+    Scratch {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("qemu-img could not create {what}: {detail}")]
+    QemuImg { what: String, detail: String },
+    #[error("QEMU exited ({status}) {when}; its log {log}:\n{tail}")]
+    Exited {
+        status: String,
+        when: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("QEMU did not open its QMP socket {socket} within {waited:?}; its log {log}:\n{tail}")]
+    QmpSocket {
+        socket: PathBuf,
+        waited: Duration,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("QMP {action}")]
+    Qmp {
+        action: String,
+        #[source]
+        source: crate::qmp::Error,
+    },
+    #[error("expected accelerator {expected}, but QMP query-kvm says KVM enabled={kvm_enabled}")]
+    AccelMismatch {
+        expected: Accelerator,
+        kvm_enabled: bool,
+    },
+    #[error("screendump could not be read from {path}: {detail}")]
+    Screendump { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{timeout}; serial log {log}, last lines:\n{tail}")]
+    Serial {
+        timeout: Timeout,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("{timeout}")]
+    Screen { timeout: Timeout },
+    #[error("checkpoint `{name}`: {action} failed: {detail}")]
+    Checkpoint {
+        name: String,
+        action: &'static str,
+        detail: String,
+    },
+}
+
+/// Where the VM's NIC plugs into the lab (see `harness::net`).
+#[derive(Debug, Clone)]
+pub struct LabAttachment {
+    /// Network namespace QEMU is started in (`/run/netns/NAME` or
+    /// `/proc/PID/ns/net`).
+    pub netns: PathBuf,
+    /// The tap device inside that namespace.
+    pub tap: String,
+}
+
+/// Per-start options that are not part of the VM's description.
+#[derive(Debug, Clone, Default)]
+pub struct VmOptions {
+    /// Required when the config's network is `lab`.
+    pub lab: Option<LabAttachment>,
+    pub typing: TypingRate,
+    /// Extra QEMU arguments (appended last).
+    pub extra_args: Vec<String>,
+}
+
+/// The netdev id of the VM's NIC (for `filter-dump` and `set_link`).
+pub const NETDEV_ID: &str = "net0";
+
+/// A running QEMU. Dropping it stops QEMU (SIGTERM, then SIGKILL) and
+/// removes its scratch files.
+pub struct Vm {
+    qmp: Qmp,
+    // Field order matters: QEMU must stop before its files are removed.
+    child: ChildGuard,
+    config: VmConfig,
+    accel: Accelerator,
+    typing: TypingRate,
+    paths: VmPaths,
+    screen_size: (u32, u32),
+    _scratch: tempfile::TempDir,
+    _screen_scratch: Option<tempfile::TempDir>,
+}
+
+/// The files and sockets of one VM.
+#[derive(Debug, Clone)]
+pub struct VmPaths {
+    pub dir: PathBuf,
+    pub qmp_socket: PathBuf,
+    pub vnc_socket: PathBuf,
+    pub qga_socket: PathBuf,
+    pub serial_log: PathBuf,
+    pub qemu_log: PathBuf,
+    pub screendump: PathBuf,
+}
+
+impl Vm {
+    /// Start QEMU for `config` and connect to it over QMP.
+    pub async fn start(config: &VmConfig, options: VmOptions) -> Result<Vm, VmError> {
+        let medium = config.boot.clone().ok_or_else(|| VmError::NoMedium {
+            config: config.source.clone(),
+        })?;
+        if !medium.path().exists() {
+            return Err(VmError::MissingMedium {
+                path: medium.path().to_owned(),
+                hint: " (build the reference ISO with `tailor build-iso`, or pass --iso PATH)"
+                    .into(),
+            });
+        }
+        let accel = accel::choose(config.accelerator, &accel::HostPaths::system())?;
+
+        let scratch = tempfile::Builder::new()
+            .prefix("tailor-vm-")
+            .tempdir()
+            .map_err(|source| VmError::Scratch {
+                dir: std::env::temp_dir(),
+                source,
+            })?;
+        // Screendumps go to tmpfs when there is one: they are written and
+        // read back many times a second while waiting for the screen.
+        let screen_scratch = tempfile::Builder::new()
+            .prefix("tailor-screen-")
+            .tempdir_in("/dev/shm")
+            .ok();
+        let dir = scratch.path().to_owned();
+        let paths = VmPaths {
+            qmp_socket: dir.join("qmp.sock"),
+            vnc_socket: dir.join("vnc.sock"),
+            qga_socket: dir.join("qga.sock"),
+            serial_log: dir.join("serial.log"),
+            qemu_log: dir.join("qemu.log"),
+            screendump: screen_scratch
+                .as_ref()
+                .map(|d| d.path().join("screen.ppm"))
+                .unwrap_or_else(|| dir.join("screen.ppm")),
+            dir,
+        };
+
+        let mut args = command_line(config, &medium, accel, &paths, &options)?;
+        args.extend(options.extra_args.iter().cloned());
+        let mut spec = Spec::new(&config.qemu).args(args).log(&paths.qemu_log);
+        if config.network == Network::Lab {
+            let lab = options.lab.as_ref().ok_or_else(|| ConfigError::Invalid {
+                path: config.source.clone(),
+                field: "nic.network",
+                problem: "is \"lab\" but no lab was started for this VM".into(),
+            })?;
+            spec = spec.netns(&lab.netns);
+        }
+        tracing::info!(command = %spec.display(), "starting QEMU");
+        let mut child = process::spawn(spec)?;
+        tracing::info!(
+            "VM `{}` started (pid {}, {accel}); watch it live: vncviewer {} (or: socat to it), QMP at {}",
+            config.name,
+            child.pid(),
+            paths.vnc_socket.display(),
+            paths.qmp_socket.display()
+        );
+
+        let qmp = connect_qmp(&mut child, &paths).await?;
+        let kvm = qmp
+            .execute(qmp::query_kvm {})
+            .await
+            .map_err(|source| VmError::Qmp {
+                action: "query-kvm".into(),
+                source,
+            })?;
+        if kvm.enabled != (accel == Accelerator::Kvm) {
+            return Err(VmError::AccelMismatch {
+                expected: accel,
+                kvm_enabled: kvm.enabled,
+            });
+        }
+        tracing::debug!(
+            qemu = qmp.qemu_version(),
+            "QMP ready; accelerator confirmed by query-kvm"
+        );
+        Ok(Vm {
+            qmp,
+            child,
+            config: config.clone(),
+            accel,
+            typing: options.typing,
+            paths,
+            screen_size: (config.width, config.height),
+            _scratch: scratch,
+            _screen_scratch: screen_scratch,
+        })
+    }
+
+    pub fn qmp(&self) -> &Qmp {
+        &self.qmp
+    }
+
+    pub fn config(&self) -> &VmConfig {
+        &self.config
+    }
+
+    pub fn accelerator(&self) -> Accelerator {
+        self.accel
+    }
+
+    pub fn paths(&self) -> &VmPaths {
+        &self.paths
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    pub fn typing_rate(&self) -> TypingRate {
+        self.typing
+    }
+
+    pub fn set_typing_rate(&mut self, rate: TypingRate) {
+        self.typing = rate;
+    }
+
+    /// The exit status if QEMU has exited.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait()
+    }
+
+    /// Turn a QMP failure into the most useful error: if QEMU died, say so
+    /// with its log; otherwise the QMP error with what we were doing.
+    fn qmp_error(&mut self, action: &str, source: crate::qmp::Error) -> VmError {
+        match self.exited_error(&format!("during {action}")) {
+            Some(e) => e,
+            None => VmError::Qmp {
+                action: action.to_owned(),
+                source,
+            },
+        }
+    }
+
+    fn exited_error(&mut self, when: &str) -> Option<VmError> {
+        // A dying QEMU closes QMP a moment before it is reapable.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            if let Some(status) = self.child.try_wait() {
+                return Some(VmError::Exited {
+                    status: status.to_string(),
+                    when: when.to_owned(),
+                    log: self.paths.qemu_log.clone(),
+                    tail: self.child.log_tail(20),
+                });
+            }
+            if !self.qmp.is_closed() || Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Run a typed QMP command, with QEMU's death reported as such.
+    pub async fn execute<C>(&mut self, command: C) -> Result<C::Ok, VmError>
+    where
+        C: qapi::Command + qmp::QmpCommand,
+    {
+        match self.qmp.execute(command).await {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.qmp_error(C::NAME, e)),
+        }
+    }
+
+    /// The current screen as RGB pixels.
+    pub async fn screendump(&mut self) -> Result<RgbImage, VmError> {
+        let filename = self.paths.screendump.to_string_lossy().into_owned();
+        self.execute(qmp::screendump {
+            filename,
+            device: None,
+            head: None,
+            format: None,
+        })
+        .await?;
+        let bytes = std::fs::read(&self.paths.screendump).map_err(|e| VmError::Screendump {
+            path: self.paths.screendump.clone(),
+            detail: e.to_string(),
+        })?;
+        let image = crate::screen::decode_ppm(&bytes).map_err(|detail| VmError::Screendump {
+            path: self.paths.screendump.clone(),
+            detail,
+        })?;
+        self.screen_size = image.dimensions();
+        Ok(image)
+    }
+
+    /// Size of the last screendump (the config's display size before one).
+    pub fn screen_size(&self) -> (u32, u32) {
+        self.screen_size
+    }
+
+    /// Type text on the guest's keyboard (US keymap).
+    pub async fn type_text(&mut self, text: &str) -> Result<(), VmError> {
+        let result = input::type_text(&self.qmp, text, self.typing).await;
+        self.input_result(result, "typing")
+    }
+
+    /// Press a key combo like "ctrl+alt+t", "Return" or "F2".
+    pub async fn press(&mut self, combo: &str) -> Result<(), VmError> {
+        let result = input::press(&self.qmp, combo, self.typing).await;
+        self.input_result(result, "a key press")
+    }
+
+    /// Move the pointer to pixel (x, y).
+    pub async fn mouse_move(&mut self, x: u32, y: u32) -> Result<(), VmError> {
+        let (w, h) = self.screen_size;
+        let result = input::move_to(&self.qmp, x, y, w, h).await;
+        self.input_result(result, "a pointer move")
+    }
+
+    /// Move to (x, y) and click the left button `count` times (2 = double-click).
+    pub async fn click_at(&mut self, x: u32, y: u32, count: u32) -> Result<(), VmError> {
+        self.mouse_move(x, y).await?;
+        let result = input::click(&self.qmp, qmp::InputButton::left, count, self.typing).await;
+        self.input_result(result, "a click")
+    }
+
+    fn input_result(
+        &mut self,
+        result: Result<(), InputError>,
+        action: &str,
+    ) -> Result<(), VmError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(InputError::Qmp(e)) => Err(self.qmp_error(action, e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Everything the guest wrote to its serial console so far.
+    pub fn serial_text(&self) -> String {
+        std::fs::read(&self.paths.serial_log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Bytes of serial output so far; pass to [`Vm::wait_serial_since`] to
+    /// wait only for output that comes after this point.
+    pub fn serial_len(&self) -> usize {
+        std::fs::metadata(&self.paths.serial_log)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0)
+    }
+
+    /// Wait until the serial console shows `text` (anywhere in its log).
+    pub async fn wait_serial(&mut self, text: &str, timeout: Duration) -> Result<(), VmError> {
+        self.wait_serial_since(0, text, timeout).await
+    }
+
+    /// Wait until `text` appears in serial output written after `offset`.
+    pub async fn wait_serial_since(
+        &mut self,
+        offset: usize,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<(), VmError> {
+        let timeout = scaled(timeout);
+        let log = self.paths.serial_log.clone();
+        let what = format!("{text:?} on the serial console");
+        let result = {
+            let child = &mut self.child;
+            wait::wait_until::<(), VmError, _, _>(&what, timeout, Duration::from_millis(50), || {
+                let exited = child.try_wait();
+                let bytes = std::fs::read(&log).unwrap_or_default();
+                let found = bytes
+                    .get(offset..)
+                    .map(|b| String::from_utf8_lossy(b).contains(text))
+                    .unwrap_or(false);
+                async move {
+                    if found {
+                        Check::Ready(())
+                    } else if let Some(status) = exited {
+                        Check::Fatal(VmError::Exited {
+                            status: status.to_string(),
+                            when: "while waiting for serial output".into(),
+                            log: PathBuf::new(),
+                            tail: String::new(),
+                        })
+                    } else {
+                        Check::NotYet("not yet printed".into())
+                    }
+                }
+            })
+            .await
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(wait::WaitError::Timeout(timeout)) => Err(VmError::Serial {
+                timeout,
+                tail: process::tail_of_file(&log, 15),
+                log,
+            }),
+            Err(wait::WaitError::Fatal(_)) => Err(self
+                .exited_error("while waiting for serial output")
+                .unwrap_or_else(|| VmError::Exited {
+                    status: "unknown".into(),
+                    when: "while waiting for serial output".into(),
+                    log: self.paths.qemu_log.clone(),
+                    tail: self.child.log_tail(20),
+                })),
+        }
+    }
+
+    /// Wait until the screen differs from `before` (at least `min_changed`
+    /// pixels).
+    pub async fn wait_change(
+        &mut self,
+        before: &RgbImage,
+        min_changed: usize,
+        timeout: Duration,
+    ) -> Result<RgbImage, VmError> {
+        let timeout = scaled(timeout);
+        let start = Instant::now();
+        let mut last_diff;
+        loop {
+            let now = self.screendump().await?;
+            last_diff = crate::screen::changed_pixels(before, &now).unwrap_or(usize::MAX);
+            if last_diff >= min_changed {
+                return Ok(now);
+            }
+            if start.elapsed() >= timeout {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(VmError::Screen {
+            timeout: Timeout {
+                what: format!("the screen to change (at least {min_changed} pixels)"),
+                waited: start.elapsed(),
+                last_error: Some(format!("{last_diff} pixels changed")),
+            },
+        })
+    }
+
+    /// Wait until the screen has not changed for `still_for`.
+    pub async fn wait_still(
+        &mut self,
+        still_for: Duration,
+        timeout: Duration,
+    ) -> Result<RgbImage, VmError> {
+        let timeout = scaled(timeout);
+        let start = Instant::now();
+        let mut reference = self.screendump().await?;
+        let mut still_since = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = self.screendump().await?;
+            if crate::screen::changed_pixels(&reference, &now) == Some(0) {
+                if still_since.elapsed() >= still_for {
+                    return Ok(now);
+                }
+            } else {
+                reference = now;
+                still_since = Instant::now();
+            }
+            if start.elapsed() >= timeout {
+                return Err(VmError::Screen {
+                    timeout: Timeout {
+                        what: format!("the screen to stay still for {still_for:?}"),
+                        waited: start.elapsed(),
+                        last_error: Some(format!("last change {:.1?} ago", still_since.elapsed())),
+                    },
+                });
+            }
+        }
+    }
+
+    /// Save the whole VM state (RAM, devices, disks) under `name`.
+    pub async fn save_checkpoint(&mut self, name: &str) -> Result<(), VmError> {
+        self.checkpoint("savevm", name).await
+    }
+
+    /// Return the VM to the state saved under `name`.
+    pub async fn restore_checkpoint(&mut self, name: &str) -> Result<(), VmError> {
+        self.checkpoint("loadvm", name).await
+    }
+
+    async fn checkpoint(&mut self, verb: &'static str, name: &str) -> Result<(), VmError> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(VmError::Checkpoint {
+                name: name.into(),
+                action: verb,
+                detail: "names may use letters, digits, - _ and . only".into(),
+            });
+        }
+        let start = Instant::now();
+        // QEMU 7.2's QMP snapshot-save/-load are background jobs; the HMP
+        // commands do the same synchronously and report errors as text.
+        let out = match self
+            .qmp
+            .execute_within(
+                qmp::human_monitor_command {
+                    command_line: format!("{verb} {name}"),
+                    cpu_index: None,
+                },
+                scaled(Duration::from_secs(120)),
+            )
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => return Err(self.qmp_error(verb, e)),
+        };
+        let out = out.trim();
+        if !out.is_empty() {
+            return Err(VmError::Checkpoint {
+                name: name.into(),
+                action: verb,
+                detail: out.to_owned(),
+            });
+        }
+        tracing::info!("{verb} {name}: {:.2?}", start.elapsed());
+        Ok(())
+    }
+
+    /// The VM's run state as QEMU reports it ("running", "paused", ...).
+    pub async fn status(&mut self) -> Result<String, VmError> {
+        let status = self.execute(qmp::query_status {}).await?;
+        Ok(serde_json::to_value(status.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default())
+    }
+
+    /// Hard reset, like the reset button.
+    pub async fn reset(&mut self) -> Result<(), VmError> {
+        self.execute(qmp::system_reset {}).await?;
+        Ok(())
+    }
+
+    /// Plug or unplug the NIC's cable.
+    pub async fn set_link(&mut self, up: bool) -> Result<(), VmError> {
+        self.execute(qmp::set_link {
+            name: NETDEV_ID.into(),
+            up,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Stop QEMU (`quit`) and wait for the process to end.
+    pub async fn shutdown(mut self) -> Result<(), VmError> {
+        // QEMU may close the socket before it answers `quit`.
+        let _ = self.qmp.execute(qmp::quit {}).await;
+        let deadline = Instant::now() + scaled(Duration::from_secs(10));
+        while Instant::now() < deadline {
+            if self.child.try_wait().is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Drop ends it by signal.
+        Ok(())
+    }
+}
+
+async fn connect_qmp(child: &mut ChildGuard, paths: &VmPaths) -> Result<Qmp, VmError> {
+    let timeout = scaled(Duration::from_secs(30));
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait() {
+            return Err(VmError::Exited {
+                status: status.to_string(),
+                when: "while starting".into(),
+                log: paths.qemu_log.clone(),
+                tail: child.log_tail(20),
+            });
+        }
+        if paths.qmp_socket.exists() {
+            match Qmp::connect(&paths.qmp_socket).await {
+                Ok(qmp) => return Ok(qmp),
+                Err(e) if start.elapsed() >= timeout => {
+                    return Err(VmError::Qmp {
+                        action: "connect".into(),
+                        source: e,
+                    })
+                }
+                Err(_) => {}
+            }
+        }
+        if start.elapsed() >= timeout {
+            return Err(VmError::QmpSocket {
+                socket: paths.qmp_socket.clone(),
+                waited: start.elapsed(),
+                log: paths.qemu_log.clone(),
+                tail: child.log_tail(20),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn qemu_img(args: &[&str], what: &str) -> Result<(), VmError> {
+    process::run_output("qemu-img", args)
+        .map(|_| ())
+        .map_err(|e| VmError::QemuImg {
+            what: what.into(),
+            detail: e.to_string(),
+        })
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// The QEMU command line for a config. Creates the qcow2 scratch files the
+/// VM writes to (an overlay over a disk image, or an empty disk that holds
+/// checkpoints of an ISO-booted VM); the boot medium itself is never written.
+fn command_line(
+    config: &VmConfig,
+    medium: &BootMedium,
+    accel: Accelerator,
+    paths: &VmPaths,
+    options: &VmOptions,
+) -> Result<Vec<String>, VmError> {
+    let p = |path: &Path| path.to_string_lossy().into_owned();
+    let mut args: Vec<String> = vec![
+        "-name".into(),
+        format!("tailor-{}", config.name),
+        "-nodefaults".into(),
+        "-no-user-config".into(),
+    ];
+    args.extend(accel.qemu_args().iter().map(|s| s.to_string()));
+    args.extend([
+        "-m".into(),
+        config.memory_mib.to_string(),
+        "-smp".into(),
+        config.cpus.to_string(),
+        "-display".into(),
+        "none".into(),
+        "-vnc".into(),
+        format!("unix:{}", p(&paths.vnc_socket)),
+        "-device".into(),
+        format!("VGA,edid=on,xres={},yres={}", config.width, config.height),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", p(&paths.qmp_socket)),
+        "-chardev".into(),
+        format!("file,id=serial0,path={}", p(&paths.serial_log)),
+        "-serial".into(),
+        "chardev:serial0".into(),
+        // Absolute pointer, so a click lands where the screen says.
+        "-device".into(),
+        "qemu-xhci,id=xhci".into(),
+        "-device".into(),
+        "usb-tablet,bus=xhci.0".into(),
+        // The guest agent's channel (see harness::guest).
+        "-chardev".into(),
+        format!(
+            "socket,id=qga0,path={},server=on,wait=off",
+            p(&paths.qga_socket)
+        ),
+        "-device".into(),
+        "virtio-serial-pci".into(),
+        "-device".into(),
+        "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0".into(),
+    ]);
+    match medium {
+        BootMedium::Iso(iso) => {
+            let state = paths.dir.join("checkpoints.qcow2");
+            qemu_img(
+                &["create", "-q", "-f", "qcow2", &p(&state), "4G"],
+                "the checkpoint disk",
+            )?;
+            args.extend([
+                "-drive".into(),
+                format!(
+                    "file={},media=cdrom,readonly=on,if=ide,index=1",
+                    p(&absolute(iso))
+                ),
+                "-boot".into(),
+                "d".into(),
+                // Not attached to the guest: it only holds savevm state.
+                "-drive".into(),
+                format!("file={},format=qcow2,if=none,id=checkpoints", p(&state)),
+            ]);
+        }
+        BootMedium::Disk { path, format } => {
+            let overlay = paths.dir.join("overlay.qcow2");
+            let fmt = match format {
+                config::DiskFormat::Raw => "raw",
+                config::DiskFormat::Qcow2 => "qcow2",
+            };
+            qemu_img(
+                &[
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-F",
+                    fmt,
+                    "-b",
+                    &p(&absolute(path)),
+                    &p(&overlay),
+                ],
+                "the disk overlay",
+            )?;
+            args.extend([
+                "-drive".into(),
+                format!("file={},format=qcow2,if=virtio", p(&overlay)),
+            ]);
+        }
+    }
+    match (&config.nic_model, config.network) {
+        (Some(model), Network::Isolated) => args.extend([
+            "-netdev".into(),
+            format!("user,id={NETDEV_ID},restrict=on"),
+            "-device".into(),
+            format!("{model},netdev={NETDEV_ID},mac={}", config.mac_string()),
+        ]),
+        (Some(model), Network::Lab) => {
+            let tap = options
+                .lab
+                .as_ref()
+                .map(|l| l.tap.clone())
+                .unwrap_or_default();
+            args.extend([
+                "-netdev".into(),
+                // vnet_hdr=off: otherwise filter-dump writes a virtio-net
+                // header before every frame (see GUEST-NOTES.md).
+                format!("tap,id={NETDEV_ID},ifname={tap},script=no,downscript=no,vnet_hdr=off"),
+                "-device".into(),
+                format!("{model},netdev={NETDEV_ID},mac={}", config.mac_string()),
+            ]);
+        }
+        _ => {}
+    }
+    Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(dir: &Path) -> VmPaths {
+        VmPaths {
+            dir: dir.to_owned(),
+            qmp_socket: dir.join("qmp.sock"),
+            vnc_socket: dir.join("vnc.sock"),
+            qga_socket: dir.join("qga.sock"),
+            serial_log: dir.join("serial.log"),
+            qemu_log: dir.join("qemu.log"),
+            screendump: dir.join("s.ppm"),
+        }
+    }
+
+    #[test]
+    fn lab_nic_uses_tap_without_vnet_hdr() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = VmConfig::for_medium(BootMedium::Disk {
+            path: dir.path().join("d.raw"),
+            format: config::DiskFormat::Raw,
+        });
+        std::fs::write(dir.path().join("d.raw"), vec![0u8; 512]).unwrap();
+        config.network = Network::Lab;
+        let options = VmOptions {
+            lab: Some(LabAttachment {
+                netns: "/run/netns/x".into(),
+                tap: "tap0".into(),
+            }),
+            ..Default::default()
+        };
+        let args = command_line(
+            &config,
+            config.boot.as_ref().unwrap(),
+            Accelerator::Tcg,
+            &paths(dir.path()),
+            &options,
+        )
+        .unwrap();
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("tap,id=net0,ifname=tap0,script=no,downscript=no,vnet_hdr=off"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"),
+            "{joined}"
+        );
+        assert!(joined.contains("-accel tcg,thread=multi"), "{joined}");
+        assert!(dir.path().join("overlay.qcow2").exists(), "overlay created");
+    }
+
+    #[tokio::test]
+    async fn missing_iso_is_a_clear_error() {
+        let config = VmConfig::for_medium(BootMedium::Iso("/nonexistent/derivative.iso".into()));
+        let err = match Vm::start(&config, VmOptions::default()).await {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("started without an ISO"),
+        };
+        assert!(
+            err.contains("/nonexistent/derivative.iso") && err.contains("does not exist"),
+            "{err}"
+        );
+    }
+}
