@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use harness::derivative::{build, BuildOptions};
+use harness::derivative::{build, markers, BuildOptions, GUEST_LAB_TORRC};
 use harness::guest::Guest;
 use harness::screen::{self, simple::Reference};
 use harness::vm::{BootMedium, Vm, VmConfig, VmOptions};
@@ -164,18 +164,15 @@ impl TestVm {
     /// start script has started tor.
     async fn start(&mut self) {
         self.keys(&["ret"]).await;
-        self.wait_serial("tailor-init: tor started", Duration::from_secs(60))
+        self.wait_serial(markers::TOR_STARTED, Duration::from_secs(60))
             .await;
     }
 
     /// Boot to the greeter and the guest agent.
     async fn boot_to_greeter(iso: &Path) -> TestVm {
         let mut vm = TestVm::boot(iso).await;
-        vm.wait_serial(
-            "tailor-greeter: welcome screen shown",
-            Duration::from_secs(60),
-        )
-        .await;
+        vm.wait_serial(markers::GREETER_SHOWN, Duration::from_secs(60))
+            .await;
         eprintln!("greeter after {:.1?}", vm.booted.elapsed());
         vm.guest
             .wait_ready(scaled(Duration::from_secs(30)))
@@ -232,16 +229,13 @@ async fn reference_iso_boots_to_greeter_and_starts_tor_behind_the_firewall() {
     // The harness points tor at its network before Start, as with chutney.
     vm.guest
         .write_file(
-            "/etc/tor/torrc.d/50-lab.conf",
+            GUEST_LAB_TORRC,
             b"# written by the harness\nSafeLogging 1\n",
         )
         .await
         .unwrap();
     assert_eq!(
-        vm.guest
-            .read_file("/etc/tor/torrc.d/50-lab.conf")
-            .await
-            .unwrap(),
+        vm.guest.read_file(GUEST_LAB_TORRC).await.unwrap(),
         b"# written by the harness\nSafeLogging 1\n"
     );
 
@@ -249,11 +243,8 @@ async fn reference_iso_boots_to_greeter_and_starts_tor_behind_the_firewall() {
     vm.keys(&["down", "ret"]).await;
     vm.type_text("secret").await;
     vm.keys(&["ret"]).await;
-    vm.wait_serial(
-        "tailor-greeter: admin password set",
-        Duration::from_secs(20),
-    )
-    .await;
+    vm.wait_serial(markers::ADMIN_PASSWORD_SET, Duration::from_secs(20))
+        .await;
     let shadow = vm.sh("grep '^root:' /etc/shadow").await;
     assert!(
         shadow.starts_with("root:$6$"),
@@ -268,7 +259,7 @@ async fn reference_iso_boots_to_greeter_and_starts_tor_behind_the_firewall() {
     vm.sh("pidof tor").await;
     vm.guest
         .wait_for_success(
-            "grep -q 'Read configuration file' /var/log/tor/notices.log",
+            "grep -q 'Including configuration file \"/etc/tor/torrc.d/50-lab.conf\"' /var/log/tor/notices.log",
             scaled(Duration::from_secs(30)),
         )
         .await
@@ -305,7 +296,7 @@ async fn reference_iso_boots_to_greeter_and_starts_tor_behind_the_firewall() {
     // bootstrap line to check that the greeter follows tor's log.
     vm.sh("echo '[notice] Bootstrapped 100% (done): Done' >> /var/log/tor/notices.log")
         .await;
-    vm.wait_serial("tailor-greeter: Tor is ready", Duration::from_secs(20))
+    vm.wait_serial(markers::TOR_READY, Duration::from_secs(20))
         .await;
     vm.sh("test -e /run/tailor/tor-ready").await;
     vm.assert_screen("greeter-tor-ready").await;

@@ -37,6 +37,27 @@ use sha2::{Digest, Sha256};
 
 pub use customization::Customization;
 
+/// Where the harness writes its private Tor network's torrc lines
+/// (DirAuthority, TestingTorNetwork, ...) through the guest agent before
+/// Start; tor includes `/etc/tor/torrc.d/*.conf` after its own settings.
+pub const GUEST_LAB_TORRC: &str = "/etc/tor/torrc.d/50-lab.conf";
+
+/// Lines the image writes to its serial console, to wait on.
+pub mod markers {
+    /// qemu-ga is running (before the greeter).
+    pub const GUEST_AGENT_STARTED: &str = "tailor-init: guest agent started";
+    /// The greeter's welcome screen is on the framebuffer.
+    pub const GREETER_SHOWN: &str = "tailor-greeter: welcome screen shown";
+    /// The administration password was saved.
+    pub const ADMIN_PASSWORD_SET: &str = "tailor-greeter: admin password set";
+    /// The Tor-only firewall is loaded (after Start, before any NIC is up).
+    pub const FIREWALL_LOADED: &str = "tailor-init: firewall loaded";
+    /// tor was started (the last step after Start).
+    pub const TOR_STARTED: &str = "tailor-init: tor started";
+    /// tor reported "Bootstrapped 100%" and the greeter shows "Tor is ready".
+    pub const TOR_READY: &str = "tailor-greeter: Tor is ready";
+}
+
 /// Errors from building the ISO.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
