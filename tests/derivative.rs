@@ -316,6 +316,8 @@ async fn branding_changes_only_the_look() {
         vm.sh("cat /etc/motd").await,
         "Welcome to Example Live, a Tailor derivative.\n"
     );
+    // The extra package's executable runs (its libraries came along).
+    assert!(vm.sh("tree --version").await.starts_with("tree v"));
     vm.start().await;
     assert_ne!(
         vm.sh("cat /sys/class/net/eth0/address").await.trim(),

@@ -9,6 +9,9 @@
 //! - [`wait`]: one wait helper; every timeout scales with
 //!   `TAILOR_TIMEOUT_SCALE`.
 //! - [`doctor`]: host checks for `tailor doctor`.
+//! - [`derivative`]: builds the reference derivative ISO (`tailor build-iso`)
+//!   from Debian packages, with customizations, cached by content.
+//! - [`guest`]: a shell into the guest through the QEMU Guest Agent.
 //!
 //! ```
 //! use harness::input::keymap::parse_combo;
