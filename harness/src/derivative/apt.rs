@@ -20,42 +20,10 @@ pub struct Package {
     pub version: String,
     /// File name in the archives directory.
     pub file: String,
-    /// `SHA256:...` when apt reported it (download lists), else empty.
-    pub hash: String,
 }
 
 pub struct Apt {
     dir: PathBuf,
-}
-
-/// `%3a` in a .deb file name is the epoch's ':'.
-fn unescape(s: &str) -> String {
-    s.replace("%3a", ":").replace("%3A", ":")
-}
-
-/// Parse apt's `--print-uris` lines: `'URI' FILE SIZE HASH`.
-pub fn parse_print_uris(text: &str) -> Vec<Package> {
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let uri = parts.next()?;
-            if !uri.starts_with('\'') {
-                return None;
-            }
-            let file = parts.next()?.to_owned();
-            let _size = parts.next()?;
-            let hash = parts.next().unwrap_or_default().to_owned();
-            let mut fields = file.trim_end_matches(".deb").splitn(3, '_');
-            let name = fields.next()?.to_owned();
-            let version = unescape(fields.next()?);
-            Some(Package {
-                name,
-                version,
-                file,
-                hash,
-            })
-        })
-        .collect()
 }
 
 /// Parse a simulated install's `Inst NAME (VERSION SUITE [ARCH])` lines.
@@ -70,8 +38,8 @@ pub fn parse_simulation(text: &str) -> Vec<Package> {
             Some(Package {
                 name: name.to_owned(),
                 version: version.to_owned(),
+                // apt names files with the epoch's ':' as "%3a".
                 file: format!("{name}_{}_{arch}.deb", version.replace(':', "%3a")),
-                hash: String::new(),
             })
         })
         .collect()
@@ -199,18 +167,6 @@ impl Apt {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn print_uris_lines() {
-        let text = "'http://deb.debian.org/debian/pool/main/t/tor/tor_0.4.9.11-0+deb12u1_amd64.deb' tor_0.4.9.11-0+deb12u1_amd64.deb 2086456 SHA256:abc\n\
-'http://x/zlib1g_1%3a1.2.13.dfsg-1_amd64.deb' zlib1g_1%3a1.2.13.dfsg-1_amd64.deb 86684 SHA256:def\nnoise\n";
-        let p = parse_print_uris(text);
-        assert_eq!(p.len(), 2);
-        assert_eq!(p[0].name, "tor");
-        assert_eq!(p[0].version, "0.4.9.11-0+deb12u1");
-        assert_eq!(p[1].version, "1:1.2.13.dfsg-1");
-        assert_eq!(p[1].hash, "SHA256:def");
-    }
 
     #[test]
     fn simulation_lines() {
