@@ -337,17 +337,16 @@ impl Guest {
         timeout: Duration,
     ) -> Result<ExecResult, Error> {
         let start = Instant::now();
-        let mut last = String::from("not run yet");
         loop {
             let left = timeout.saturating_sub(start.elapsed());
-            match self.exec(command, left.max(Duration::from_secs(1))).await {
+            let last = match self.exec(command, left.max(Duration::from_secs(1))).await {
                 Ok(out) if out.success() => return Ok(out),
-                Ok(out) => last = format!("exit {:?}: {}", out.exit_code, out.stderr.trim()),
+                Ok(out) => format!("exit {:?}: {}", out.exit_code, out.stderr.trim()),
                 Err(e @ (Error::CommandTimeout { .. } | Error::CommandFailed { .. })) => {
-                    last = e.to_string()
+                    e.to_string()
                 }
                 Err(e) => return Err(e),
-            }
+            };
             if start.elapsed() >= timeout {
                 return Err(Error::StillFailing {
                     command: command.to_owned(),

@@ -3,6 +3,7 @@
 
 mod build_iso;
 mod doctor;
+mod matching;
 mod run;
 mod screenshot;
 
@@ -14,6 +15,10 @@ use harness::vm::{BootMedium, VmConfig};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
+    /// Find a reference image in a screenshot: location, score and time.
+    Match(matching::MatchArgs),
+    /// Cut a reference image (and its sidecar) out of a screenshot.
+    Crop(matching::CropArgs),
     /// Check this host: QEMU, accelerator, tun, daemons, disk.
     Doctor,
     /// Run Gherkin features against a VM (filters: --name, --tags, FILE:LINE).
@@ -27,6 +32,8 @@ pub enum Command {
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::BuildIso(args) => build_iso::run(args),
+        Command::Match(args) => matching::run_match(args),
+        Command::Crop(args) => matching::run_crop(args),
         Command::Doctor => Ok(doctor::run()),
         Command::Run(args) => runtime()?.block_on(run::run(args)),
         Command::Screenshot(args) => runtime()?

@@ -138,13 +138,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
         parsing_errors: writer.parsing_errors(),
     };
     let scenarios = writer.scenarios_stats();
+    // The count alone on its line, so CI log readers recognise it.
     println!(
-        "\nfeatures: {} passed, {} failed, {} skipped (scenarios) in {:.1?}",
-        scenarios.passed,
-        scenarios.failed,
-        scenarios.skipped,
-        start.elapsed()
+        "\nfeatures: {} passed, {} failed, {} skipped",
+        scenarios.passed, scenarios.failed, scenarios.skipped
     );
+    println!("scenarios ran in {:.1?}", start.elapsed());
     if scenarios.failed > 0 {
         println!("failure artifacts: {}", args.artifacts.display());
     }

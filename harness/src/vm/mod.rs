@@ -119,6 +119,33 @@ pub struct VmOptions {
     pub extra_args: Vec<String>,
 }
 
+const SCRATCH_PREFIX: &str = "tailor-vm-";
+
+/// Remove `tailor-vm-<pid>-*` folders whose process is gone: what a
+/// SIGKILLed harness left behind (its QEMU died with it).
+fn remove_orphaned_scratch(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(SCRATCH_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::info!(
+                "removing {} left by a run that was killed",
+                entry.path().display()
+            );
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The netdev id of the VM's NIC (for `filter-dump` and `set_link`).
 pub const NETDEV_ID: &str = "net0";
 
@@ -164,8 +191,11 @@ impl Vm {
         }
         let accel = accel::choose(config.accelerator, &accel::HostPaths::system())?;
 
+        remove_orphaned_scratch(&std::env::temp_dir());
+        // The PID in the name lets a later run tell our leftovers (after a
+        // SIGKILL nothing runs our cleanup) from a live run's files.
         let scratch = tempfile::Builder::new()
-            .prefix("tailor-vm-")
+            .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
             .tempdir()
             .map_err(|source| VmError::Scratch {
                 dir: std::env::temp_dir(),
