@@ -1,6 +1,7 @@
 //! Subcommands. One module per subcommand; add a variant here and a line in
 //! [`dispatch`].
 
+mod build_iso;
 mod doctor;
 mod matching;
 mod run;
@@ -24,10 +25,13 @@ pub enum Command {
     Run(run::RunArgs),
     /// Boot an ISO, wait, and save the screen as a PNG (smoke test).
     Screenshot(screenshot::ScreenshotArgs),
+    /// Build the reference derivative ISO (optionally customized).
+    BuildIso(build_iso::Args),
 }
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::BuildIso(args) => build_iso::run(args),
         Command::Match(args) => matching::run_match(args),
         Command::Crop(args) => matching::run_crop(args),
         Command::Doctor => Ok(doctor::run()),
