@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use futures::FutureExt as _;
+use harness::derivative::markers;
 use harness::vm::{Vm, VmOptions};
 
 use crate::TailorWorld;
@@ -33,21 +34,41 @@ pub struct Recipe {
 
 /// Every checkpoint the features may name.
 pub fn recipes() -> Vec<Recipe> {
-    vec![Recipe {
-        name: "smoke-shell",
-        config: "smoke",
-        parent: None,
-        steps: |world| {
-            async move {
-                world
-                    .vm()?
-                    .wait_serial("TAILOR-SMOKE-SHELL", Duration::from_secs(90))
-                    .await?;
-                Ok(())
-            }
-            .boxed_local()
+    vec![
+        Recipe {
+            name: "greeter",
+            config: "derivative",
+            parent: None,
+            steps: |world| {
+                async move {
+                    let vm = world.vm()?;
+                    vm.wait_serial(markers::GREETER_SHOWN, Duration::from_secs(90))
+                        .await?;
+                    world
+                        .guest()?
+                        .wait_ready(harness::wait::scaled(Duration::from_secs(60)))
+                        .await?;
+                    Ok(())
+                }
+                .boxed_local()
+            },
         },
-    }]
+        Recipe {
+            name: "smoke-shell",
+            config: "smoke",
+            parent: None,
+            steps: |world| {
+                async move {
+                    world
+                        .vm()?
+                        .wait_serial("TAILOR-SMOKE-SHELL", Duration::from_secs(90))
+                        .await?;
+                    Ok(())
+                }
+                .boxed_local()
+            },
+        },
+    ]
 }
 
 struct Store {

@@ -76,6 +76,8 @@ pub struct TailorWorld {
     pub settings: Settings,
     /// `artifacts/<run>/<scenario>/`, set when the scenario starts.
     pub scenario_dir: PathBuf,
+    /// The last command run in the guest.
+    pub last_exec: Option<harness::guest::ExecResult>,
 }
 
 impl TailorWorld {
@@ -83,6 +85,7 @@ impl TailorWorld {
         TailorWorld {
             vm: None,
             last_match: None,
+            last_exec: None,
             scenario_dir: settings().artifacts.clone(),
             settings: settings().clone(),
         }
