@@ -5,8 +5,11 @@ Feature: Driving a computer through QEMU
   its screen, and can be put back into a saved state.
 
   Background:
+    Given a computer at checkpoint "smoke-shell"
+
+  Scenario: A booted computer reaches its shell
     Given the computer boots from "smoke"
-    And the serial console shows "TAILOR-SMOKE-SHELL" within 90 seconds
+    Then the serial console shows "TAILOR-SMOKE-SHELL" within 90 seconds
 
   Scenario: Typed text shows up on the screen
     When I type "clear; echo 'Tailor: READY!' | tr R r"

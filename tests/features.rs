@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     let mut run = args.run;
     steps::runner::in_checkout(root, &mut run);
 
-    // The smoke guest the foundation features boot (cached by content).
+    // The guests the features boot, both cached by content.
     let status = Command::new("bash")
         .arg(root.join("tests/images/build-smoke-iso.sh"))
         .arg(root.join(".cache/smoke.iso"))
@@ -39,6 +39,12 @@ fn main() -> ExitCode {
             eprintln!("building the smoke ISO failed: {other:?}");
             return ExitCode::FAILURE;
         }
+    }
+    let derivative =
+        harness::derivative::BuildOptions::new(root, root.join(".cache/derivative/derivative.iso"));
+    if let Err(e) = harness::derivative::build(&derivative) {
+        eprintln!("building the reference derivative failed: {e}");
+        return ExitCode::FAILURE;
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -64,7 +64,7 @@ fn tun_check() -> CheckResult {
 fn disk_check(path: &Path) -> CheckResult {
     match nix::sys::statvfs::statvfs(path) {
         Ok(st) => {
-            let free = st.blocks_available() as u64 * st.fragment_size() as u64;
+            let free = st.blocks_available() * st.fragment_size();
             let gib = free as f64 / (1u64 << 30) as f64;
             let status = if gib < 2.0 {
                 Status::Fail

@@ -10,12 +10,17 @@
 //!   `TAILOR_TIMEOUT_SCALE`.
 //! - [`net`]: the lab network, per-scenario captures, leak verdicts.
 //! - [`doctor`]: host checks for `tailor doctor`.
+//! - [`derivative`]: builds the reference derivative ISO (`tailor build-iso`)
+//!   from Debian packages, with customizations, cached by content.
+//! - [`guest`]: a shell into the guest through the QEMU Guest Agent.
 //!
 //! ```
 //! use harness::input::keymap::parse_combo;
 //! assert_eq!(parse_combo("ctrl+alt+t").unwrap().len(), 3);
 //! ```
+pub mod derivative;
 pub mod doctor;
+pub mod guest;
 pub mod input;
 pub mod net;
 pub mod process;

@@ -1,7 +1,9 @@
 //! Subcommands. One module per subcommand; add a variant here and a line in
 //! [`dispatch`].
 
+mod build_iso;
 mod doctor;
+mod matching;
 mod pcap_check;
 mod run;
 mod screenshot;
@@ -14,12 +16,18 @@ use harness::vm::{BootMedium, VmConfig};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
+    /// Find a reference image in a screenshot: location, score and time.
+    Match(matching::MatchArgs),
+    /// Cut a reference image (and its sidecar) out of a screenshot.
+    Crop(matching::CropArgs),
     /// Check this host: QEMU, accelerator, tun, daemons, disk.
     Doctor,
     /// Run Gherkin features against a VM (filters: --name, --tags, FILE:LINE).
     Run(run::RunArgs),
     /// Boot an ISO, wait, and save the screen as a PNG (smoke test).
     Screenshot(screenshot::ScreenshotArgs),
+    /// Build the reference derivative ISO (optionally customized).
+    BuildIso(build_iso::Args),
     /// Judge a packet capture: only Tor, no DNS, no IPv6, spoofed MAC.
     /// Exits 1 on a leak, 2 if the capture cannot be read.
     PcapCheck(pcap_check::Args),
@@ -27,6 +35,9 @@ pub enum Command {
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::BuildIso(args) => build_iso::run(args),
+        Command::Match(args) => matching::run_match(args),
+        Command::Crop(args) => matching::run_crop(args),
         Command::Doctor => Ok(doctor::run()),
         Command::PcapCheck(args) => pcap_check::run(args),
         Command::Run(args) => runtime()?.block_on(run::run(args)),

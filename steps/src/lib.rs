@@ -4,8 +4,13 @@
 //!
 //! Step files, one per domain:
 //! - [`vm_steps`]: boot, keyboard, mouse, screen, serial, checkpoints.
+//! - [`guest_steps`]: commands in the guest through its agent.
 
+pub mod checkpoints;
+pub mod guest_steps;
+pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod vm_steps;
 mod world;
 

@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use cucumber::{StatsWriter as _, World as _};
+use cucumber::writer::{self, Coloring};
+use cucumber::{StatsWriter as _, World as _, WriterExt as _};
+use futures::FutureExt as _;
 
+use crate::report::Recorder;
+use crate::shard::{self, Shard};
 use crate::world::{set_settings, Settings};
 use crate::TailorWorld;
 
@@ -40,6 +44,17 @@ pub struct RunArgs {
     /// Only scenarios matching this tag expression, e.g. "@smoke and not @slow".
     #[arg(long, short = 't')]
     pub tags: Option<String>,
+    /// Write a JUnit XML report here (for CI).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Run only shard I of N (e.g. 2/4); scenarios that share a checkpoint
+    /// stay in one shard, so N machines together run the suite once.
+    #[arg(long)]
+    pub shard: Option<Shard>,
+    /// On a failure keep the VM running, print how to attach, and wait for
+    /// Enter before tearing down.
+    #[arg(long)]
+    pub pause_on_failure: bool,
     /// Feature files, or FILE:LINE for the one scenario at that line.
     pub targets: Vec<String>,
 }
@@ -74,18 +89,23 @@ impl Target {
     }
 }
 
-/// What a run ended with.
+/// What a run ended with (scenarios by their last attempt).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunSummary {
     pub passed: usize,
     pub failed: usize,
-    pub skipped: usize,
+    pub retried: usize,
+    pub skipped_steps: usize,
     pub parsing_errors: usize,
+    pub execution_failed: bool,
 }
 
 impl RunSummary {
     pub fn success(&self) -> bool {
-        self.failed == 0 && self.parsing_errors == 0 && self.skipped == 0
+        !self.execution_failed
+            && self.failed == 0
+            && self.parsing_errors == 0
+            && self.skipped_steps == 0
     }
 }
 
@@ -96,18 +116,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
     if !args.features.is_dir() {
         anyhow::bail!("features folder {} does not exist", args.features.display());
     }
+    let run_id = run_id();
+    let run_artifacts = args.artifacts.join(&run_id);
     set_settings(Settings {
         screenshots: args.screenshots.clone(),
         vm_configs: args.vm_configs.clone(),
         vm_config: args.vm_config.clone(),
         iso: args.iso.clone(),
-        artifacts: args.artifacts.clone(),
+        artifacts: run_artifacts.clone(),
+        pause_on_failure: args.pause_on_failure,
     });
     let targets = args
         .targets
         .iter()
         .map(|t| Target::parse(t))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let shard_plan = match args.shard {
+        Some(shard) => Some((shard, shard::plan(&args.features, shard.count)?)),
+        None => None,
+    };
     let mut opts: cucumber::cli::Opts<_, _, _, cucumber::cli::Empty> =
         cucumber::cli::Opts::default();
     if let Some(name) = &args.name {
@@ -122,33 +149,103 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
                 .map_err(|e| anyhow::anyhow!("--tags `{tags}` is not a tag expression: {e}"))?,
         );
     }
+    let junit: Box<dyn std::io::Write> = match &args.junit {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write the JUnit report {}", path.display()))?,
+        ),
+        None => Box::new(std::io::sink()),
+    };
+    let (recorder, records) = Recorder::new();
     let start = Instant::now();
     let writer = TailorWorld::cucumber()
+        .with_writer(
+            writer::Basic::raw(std::io::stdout(), Coloring::Auto, 0)
+                .summarized()
+                .tee::<TailorWorld, _>(writer::JUnit::for_tee(junit, 0))
+                .tee::<TailorWorld, _>(recorder.discard_stats_writes().discard_arbitrary_writes())
+                .normalized(),
+        )
         .max_concurrent_scenarios(1)
+        // @fragile scenarios get one more attempt; both are reported.
+        .retries(1)
+        .retry_filter(fragile_tag())
+        .before(|_feature, _rule, scenario, world| {
+            async move { world.begin_scenario(scenario) }.boxed_local()
+        })
+        .after(|_feature, _rule, _scenario, finished, world| {
+            async move {
+                if let Some(world) = world {
+                    world.end_scenario(finished).await;
+                }
+            }
+            .boxed_local()
+        })
         .fail_on_skipped()
         .with_cli(opts)
-        .filter_run(args.features.clone(), move |feature, _rule, scenario| {
-            targets.is_empty() || targets.iter().any(|t| t.selects(feature, scenario))
+        .filter_run(args.features.clone(), move |feature, rule, scenario| {
+            let in_shard = shard_plan.as_ref().is_none_or(|(shard, plan)| {
+                let group = shard::group_of(feature, rule, scenario);
+                plan.get(&group).copied().unwrap_or(0) == shard.index - 1
+            });
+            in_shard && (targets.is_empty() || targets.iter().any(|t| t.selects(feature, scenario)))
         })
         .await;
+    crate::checkpoints::clear();
+    let records = records.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let summary = RunSummary {
-        passed: writer.passed_steps(),
-        failed: writer.failed_steps(),
-        skipped: writer.skipped_steps(),
+        passed: records.final_outcomes().filter(|s| !s.failed()).count(),
+        failed: records.final_outcomes().filter(|s| s.failed()).count(),
+        retried: records.scenarios.iter().filter(|s| s.attempt > 1).count(),
+        skipped_steps: writer.skipped_steps(),
         parsing_errors: writer.parsing_errors(),
+        execution_failed: writer.execution_has_failed(),
     };
-    let scenarios = writer.scenarios_stats();
+    // The count alone on its line, so CI log readers recognise it.
     println!(
-        "\nfeatures: {} passed, {} failed, {} skipped (scenarios) in {:.1?}",
-        scenarios.passed,
-        scenarios.failed,
-        scenarios.skipped,
-        start.elapsed()
+        "\nfeatures: {} passed, {} failed",
+        summary.passed, summary.failed
     );
-    if scenarios.failed > 0 {
-        println!("failure artifacts: {}", args.artifacts.display());
+    print!("{}", records.summary(start.elapsed()));
+    if summary.failed > 0 {
+        println!("failure artifacts: {}", run_artifacts.display());
     }
     Ok(summary)
+}
+
+fn fragile_tag() -> gherkin::tagexpr::TagOperation {
+    "@fragile".parse().expect("a valid tag expression")
+}
+
+/// A run's folder name: UTC time, sortable, plus the PID for uniqueness.
+fn run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86400, secs % 86400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        std::process::id()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 /// `Path` helper for callers that resolve a checkout root.
@@ -168,6 +265,12 @@ pub fn in_checkout(root: &Path, args: &mut RunArgs) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
+    }
 
     #[test]
     fn file_and_line_targets() {

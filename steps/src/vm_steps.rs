@@ -17,6 +17,11 @@ async fn boots_from(world: &mut TailorWorld, name: String) -> anyhow::Result<()>
     Ok(())
 }
 
+#[given(expr = "a computer at checkpoint {string}")]
+async fn at_checkpoint(world: &mut TailorWorld, name: String) -> anyhow::Result<()> {
+    crate::checkpoints::reach(world, &name).await
+}
+
 #[given(expr = "the serial console shows {string} within {int} seconds")]
 #[then(expr = "the serial console shows {string} within {int} seconds")]
 async fn serial_shows(world: &mut TailorWorld, text: String, secs: u64) -> anyhow::Result<()> {
@@ -39,7 +44,7 @@ async fn press(world: &mut TailorWorld, combo: String) -> anyhow::Result<()> {
 #[then(expr = "I see {string} within {int} seconds")]
 async fn see(world: &mut TailorWorld, name: String, secs: u64) -> anyhow::Result<()> {
     let reference = Reference::load(&world.settings.screenshots, &name)?;
-    let artifacts = world.settings.artifacts.clone();
+    let artifacts = world.scenario_dir.clone();
     let found = simple::wait_for(
         world.vm()?,
         &reference,
@@ -59,7 +64,7 @@ async fn no_longer_see(world: &mut TailorWorld, name: String, secs: u64) -> anyh
 
 async fn click_reference(world: &mut TailorWorld, name: &str, count: u32) -> anyhow::Result<()> {
     let reference = Reference::load(&world.settings.screenshots, name)?;
-    let artifacts = world.settings.artifacts.clone();
+    let artifacts = world.scenario_dir.clone();
     let vm = world.vm()?;
     let found = simple::wait_for(vm, &reference, Duration::from_secs(10), &artifacts)
         .await

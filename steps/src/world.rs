@@ -17,8 +17,11 @@ pub struct Settings {
     pub vm_config: Option<PathBuf>,
     /// Replaces every boot's medium (`--iso`).
     pub iso: Option<PathBuf>,
-    /// Where failure screenshots and logs go.
+    /// This run's artifact folder (`artifacts/<run>`); each scenario gets
+    /// a folder below it.
     pub artifacts: PathBuf,
+    /// Keep a failed scenario's VM for a person to look at.
+    pub pause_on_failure: bool,
 }
 
 impl Settings {
@@ -30,6 +33,7 @@ impl Settings {
             vm_config: None,
             iso: None,
             artifacts: root.join("artifacts"),
+            pause_on_failure: false,
         }
     }
 
@@ -70,6 +74,10 @@ pub struct TailorWorld {
     /// The last reference found on screen (for "When I click" after "I see").
     pub last_match: Option<Match>,
     pub settings: Settings,
+    /// `artifacts/<run>/<scenario>/`, set when the scenario starts.
+    pub scenario_dir: PathBuf,
+    /// The last command run in the guest.
+    pub last_exec: Option<harness::guest::ExecResult>,
 }
 
 impl TailorWorld {
@@ -77,8 +85,75 @@ impl TailorWorld {
         TailorWorld {
             vm: None,
             last_match: None,
+            last_exec: None,
+            scenario_dir: settings().artifacts.clone(),
             settings: settings().clone(),
         }
+    }
+
+    /// Before hook: name this scenario's artifact folder.
+    pub fn begin_scenario(&mut self, scenario: &cucumber::gherkin::Scenario) {
+        let slug: String = scenario
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let slug = slug
+            .split('-')
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        self.scenario_dir = self
+            .settings
+            .artifacts
+            .join(format!("{}-line{}", slug, scenario.position.line));
+    }
+
+    /// After hook: on failure keep what a person needs to see why (last
+    /// screen, serial and QEMU logs) and say where it is.
+    pub async fn end_scenario(&mut self, finished: &cucumber::event::ScenarioFinished) {
+        use cucumber::event::ScenarioFinished;
+        let failed = matches!(
+            finished,
+            ScenarioFinished::StepFailed(..) | ScenarioFinished::BeforeHookFailed(_)
+        );
+        if !failed {
+            return;
+        }
+        let dir = self.scenario_dir.clone();
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            eprintln!("cannot create the artifact folder {}: {e}", dir.display());
+            return;
+        }
+        if let Some(vm) = self.vm.as_mut() {
+            match vm.screendump().await {
+                Ok(screen) => {
+                    let _ = screen.save(dir.join("last-screen.png"));
+                }
+                Err(e) => {
+                    let _ = std::fs::write(
+                        dir.join("last-screen.txt"),
+                        format!("no screenshot: {e}\n"),
+                    );
+                }
+            }
+            let paths = vm.paths().clone();
+            let _ = std::fs::copy(&paths.serial_log, dir.join("serial.log"));
+            let _ = std::fs::copy(&paths.qemu_log, dir.join("qemu.log"));
+            if self.settings.pause_on_failure {
+                pause(&paths);
+            }
+        }
+        eprintln!(
+            "==================== artifacts of the failed scenario ====================\n{}\n==========================================================================",
+            dir.display()
+        );
     }
 
     /// The running VM, or an error that says which step is missing.
@@ -89,6 +164,18 @@ impl TailorWorld {
             )
         })
     }
+}
+
+/// `--pause-on-failure`: say how to look at the VM, wait for Enter.
+fn pause(paths: &harness::vm::VmPaths) {
+    eprintln!(
+        "\nPaused on failure. The VM and its lab are still running.\n  watch it:  vncviewer {vnc}   (or: socat TCP-LISTEN:5900,bind=127.0.0.1 UNIX-CONNECT:{vnc})\n  QMP:       the harness holds {qmp}; use the VNC view, or the serial log {serial}\nPress Enter to tear down and continue.",
+        vnc = paths.vnc_socket.display(),
+        qmp = paths.qmp_socket.display(),
+        serial = paths.serial_log.display(),
+    );
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
 }
 
 impl std::fmt::Debug for TailorWorld {

@@ -1,7 +1,10 @@
 //! The guest's screen: screendumps decoded into `image::RgbImage`, change
 //! detection, and finding reference images on it.
 
+pub mod matcher;
+pub mod reference;
 pub mod simple;
+pub mod waiting;
 
 use image::RgbImage;
 

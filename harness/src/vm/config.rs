@@ -241,7 +241,7 @@ impl VmConfig {
 
     /// A config with defaults for a given boot medium (for `--iso`).
     pub fn for_medium(medium: BootMedium) -> Self {
-        let raw: RawVmConfig = toml::from_str("").expect("defaults parse");
+        let raw: RawVmConfig = toml::from_str("name = \"vm\"").expect("defaults parse");
         let mut config = raw
             .validate(Path::new("<defaults>"), Path::new("."))
             .expect("defaults are valid");
@@ -499,6 +499,13 @@ mod tests {
             "display.width"
         );
         assert_eq!(field_of(parse("name = \"a b\"").unwrap_err()), "name");
+    }
+
+    #[test]
+    fn defaults_for_a_medium_are_valid() {
+        let c = VmConfig::for_medium(BootMedium::Iso("x.iso".into()));
+        assert_eq!(c.name, "vm");
+        assert_eq!(c.boot, Some(BootMedium::Iso("x.iso".into())));
     }
 
     #[test]

@@ -117,6 +117,40 @@ pub struct VmOptions {
     pub typing: TypingRate,
     /// Extra QEMU arguments (appended last).
     pub extra_args: Vec<String>,
+    /// A folder whose qcow2 (the checkpoint disk of an ISO boot, the overlay
+    /// of a disk boot) outlives this VM, so a later VM of the same config
+    /// can start from a checkpoint saved here. `None`: the VM's scratch.
+    pub persistent_state: Option<PathBuf>,
+    /// Start from this checkpoint (saved earlier in `persistent_state`)
+    /// instead of booting.
+    pub start_from: Option<String>,
+}
+
+const SCRATCH_PREFIX: &str = "tailor-vm-";
+
+/// Remove `tailor-vm-<pid>-*` folders whose process is gone: what a
+/// SIGKILLed harness left behind (its QEMU died with it).
+fn remove_orphaned_scratch(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(SCRATCH_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            tracing::info!(
+                "removing {} left by a run that was killed",
+                entry.path().display()
+            );
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The netdev id of the VM's NIC (for `filter-dump` and `set_link`).
@@ -164,8 +198,11 @@ impl Vm {
         }
         let accel = accel::choose(config.accelerator, &accel::HostPaths::system())?;
 
+        remove_orphaned_scratch(&std::env::temp_dir());
+        // The PID in the name lets a later run tell our leftovers (after a
+        // SIGKILL nothing runs our cleanup) from a live run's files.
         let scratch = tempfile::Builder::new()
-            .prefix("tailor-vm-")
+            .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
             .tempdir()
             .map_err(|source| VmError::Scratch {
                 dir: std::env::temp_dir(),
@@ -713,10 +750,28 @@ fn command_line(
         "-device".into(),
         "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0".into(),
     ]);
+    let state_dir = options.persistent_state.as_deref().unwrap_or(&paths.dir);
+    // A VM that boots gets a fresh writable qcow2; one that starts from a
+    // checkpoint needs the qcow2 the checkpoint was saved in.
+    let prepare = |file: &Path, create: &[&str], what: &str| -> Result<(), VmError> {
+        match &options.start_from {
+            Some(name) if !file.exists() => Err(VmError::Checkpoint {
+                name: name.clone(),
+                action: "loadvm",
+                detail: format!("no checkpoint store at {}", file.display()),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                let _ = std::fs::remove_file(file);
+                qemu_img(create, what)
+            }
+        }
+    };
     match medium {
         BootMedium::Iso(iso) => {
-            let state = paths.dir.join("checkpoints.qcow2");
-            qemu_img(
+            let state = state_dir.join("checkpoints.qcow2");
+            prepare(
+                &state,
                 &["create", "-q", "-f", "qcow2", &p(&state), "4G"],
                 "the checkpoint disk",
             )?;
@@ -734,12 +789,13 @@ fn command_line(
             ]);
         }
         BootMedium::Disk { path, format } => {
-            let overlay = paths.dir.join("overlay.qcow2");
+            let overlay = state_dir.join("overlay.qcow2");
             let fmt = match format {
                 config::DiskFormat::Raw => "raw",
                 config::DiskFormat::Qcow2 => "qcow2",
             };
-            qemu_img(
+            prepare(
+                &overlay,
                 &[
                     "create",
                     "-q",
@@ -758,6 +814,9 @@ fn command_line(
                 format!("file={},format=qcow2,if=virtio", p(&overlay)),
             ]);
         }
+    }
+    if let Some(name) = &options.start_from {
+        args.extend(["-loadvm".into(), name.clone()]);
     }
     match (&config.nic_model, config.network) {
         (Some(model), Network::Isolated) => args.extend([

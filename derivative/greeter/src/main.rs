@@ -1,0 +1,403 @@
+//! The reference derivative's greeter, drawn on the Linux framebuffer.
+//!
+//! Screens: a welcome screen with the derivative's title and two choices,
+//! "Start" and "Additional settings"; the settings screen where an
+//! administration password is typed; after Start, a progress screen that
+//! runs the start script (`/etc/tailor/start`: MAC spoofing, firewall,
+//! network, tor) and follows tor's bootstrap in its log until "Tor is ready".
+//!
+//! Keyboard only: arrows or Tab move, Enter chooses, Escape goes back.
+//! Markers for the harness's serial log go to stderr (the init points it at
+//! the console) prefixed `tailor-greeter:`.
+//!
+//! `greeter --snapshot OUT.ppm SCREEN` renders a screen to a file instead,
+//! for looking at the design without booting.
+
+mod canvas;
+mod font;
+mod sys;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use canvas::{Canvas, Rgb};
+use font::Font;
+use sys::{Framebuffer, Key, Terminal};
+
+const FONT: &str = "/usr/share/tailor/font.psf";
+const BRANDING: &str = "/etc/tailor/branding";
+const STATUS: &str = "/run/tailor/status";
+const TOR_LOG: &str = "/var/log/tor/notices.log";
+const TOR_READY: &str = "/run/tailor/tor-ready";
+const START_SCRIPT: &str = "/etc/tailor/start";
+
+struct Branding {
+    title: String,
+    background: Rgb,
+    foreground: Rgb,
+    accent: Rgb,
+}
+
+impl Branding {
+    /// `KEY=value` lines written by the image builder; missing keys keep
+    /// the defaults.
+    fn load(path: &str) -> Branding {
+        let mut b = Branding {
+            title: "Tailor Live".into(),
+            background: Rgb(0x1e, 0x1e, 0x2e),
+            foreground: Rgb(0xf0, 0xf0, 0xf0),
+            accent: Rgb(0x7d, 0x4c, 0xdb),
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().trim_matches('"');
+            match key.trim() {
+                "TITLE" => b.title = value.to_owned(),
+                "BACKGROUND" => b.background = Rgb::parse(value).unwrap_or(b.background),
+                "FOREGROUND" => b.foreground = Rgb::parse(value).unwrap_or(b.foreground),
+                "ACCENT" => b.accent = Rgb::parse(value).unwrap_or(b.accent),
+                _ => {}
+            }
+        }
+        b
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Screen {
+    Welcome {
+        focus: usize,
+        note: Option<String>,
+    },
+    Settings {
+        password: String,
+    },
+    Progress {
+        lines: Vec<String>,
+        percent: u32,
+        ready: bool,
+    },
+}
+
+struct Ui {
+    font: Font,
+    branding: Branding,
+    width: usize,
+    height: usize,
+}
+
+const GREEN: Rgb = Rgb(0x3f, 0xc0, 0x5a);
+
+impl Ui {
+    fn button(&self, c: &mut Canvas, y: usize, label: &str, focused: bool) {
+        let (w, h) = (520, 72);
+        let x = (self.width - w) / 2;
+        if focused {
+            c.fill_rect(x, y, w, h, self.branding.accent);
+        }
+        c.frame(x, y, w, h, 3, self.branding.foreground);
+        let ty = y + (h - self.font.height) / 2;
+        c.text_centered(&self.font, ty, label, 1, self.branding.foreground);
+    }
+
+    fn draw(&self, screen: &Screen) -> Canvas {
+        let b = &self.branding;
+        let mut c = Canvas::new(self.width, self.height, b.background);
+        let f = &self.font;
+        c.fill_rect(0, 0, self.width, 8, b.accent);
+        c.text_centered(f, 80, &b.title, 2, b.foreground);
+        match screen {
+            Screen::Welcome { focus, note } => {
+                c.text_centered(f, 200, "Welcome", 1, b.foreground);
+                self.button(&mut c, 300, "Start", *focus == 0);
+                self.button(&mut c, 400, "Additional settings", *focus == 1);
+                if let Some(note) = note {
+                    c.text_centered(f, 520, note, 1, GREEN);
+                }
+                c.text_centered(f, 690, "Arrows/Tab: move   Enter: choose", 1, b.foreground);
+            }
+            Screen::Settings { password } => {
+                c.text_centered(f, 200, "Additional settings", 1, b.foreground);
+                c.text(f, 252, 300, "Administration password", 1, b.foreground);
+                let (x, y, w, h) = (252, 350, 520, 64);
+                c.fill_rect(x, y, w, h, Rgb(0xff, 0xff, 0xff));
+                c.frame(x, y, w, h, 3, b.accent);
+                let stars: String = "*".repeat(password.chars().count().min(30));
+                c.text(f, x + 16, y + (h - f.height) / 2, &stars, 1, Rgb(0, 0, 0));
+                c.text_centered(f, 690, "Enter: save   Esc: back", 1, b.foreground);
+            }
+            Screen::Progress {
+                lines,
+                percent,
+                ready,
+            } => {
+                let mut y = 200;
+                for line in lines.iter().rev().take(8).rev() {
+                    c.text(f, 112, y, line, 1, b.foreground);
+                    y += f.height + 8;
+                }
+                let (x, y, w, h) = (112, 520, 800, 32);
+                c.frame(x, y, w, h, 2, b.foreground);
+                let filled = (w - 8) * (*percent).min(100) as usize / 100;
+                c.fill_rect(
+                    x + 4,
+                    y + 4,
+                    filled,
+                    h - 8,
+                    if *ready { GREEN } else { b.accent },
+                );
+                if *ready {
+                    c.text_centered(f, 600, "Tor is ready", 2, GREEN);
+                } else {
+                    let text = format!("Connecting to Tor: {percent}%");
+                    c.text_centered(f, 600, &text, 1, b.foreground);
+                }
+            }
+        }
+        c
+    }
+}
+
+/// The last "Bootstrapped N%" in tor's log.
+fn bootstrap_percent(log: &str) -> Option<u32> {
+    log.lines().rev().find_map(|line| {
+        let rest = line.split("Bootstrapped ").nth(1)?;
+        rest.split('%').next()?.trim().parse().ok()
+    })
+}
+
+/// Set root's password with busybox `mkpasswd` (SHA-512) in /etc/shadow.
+fn set_admin_password(password: &str) -> Result<(), String> {
+    let out = Command::new("mkpasswd")
+        .args(["-m", "sha512", password])
+        .output()
+        .map_err(|e| format!("mkpasswd: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mkpasswd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let shadow = std::fs::read_to_string("/etc/shadow").map_err(|e| format!("/etc/shadow: {e}"))?;
+    let updated: Vec<String> = shadow
+        .lines()
+        .map(|line| {
+            let mut fields: Vec<&str> = line.split(':').collect();
+            if fields.first() == Some(&"root") && fields.len() > 1 {
+                fields[1] = &hash;
+            }
+            fields.join(":")
+        })
+        .collect();
+    std::fs::write("/etc/shadow", updated.join("\n") + "\n")
+        .map_err(|e| format!("/etc/shadow: {e}"))
+}
+
+fn start_system() -> std::io::Result<Child> {
+    // The start script's output goes where ours goes: the console.
+    Command::new("/bin/sh")
+        .arg(START_SCRIPT)
+        .stdin(Stdio::null())
+        .spawn()
+}
+
+fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
+    let mut screen = Screen::Welcome {
+        focus: 0,
+        note: None,
+    };
+    let mut shown: Option<Screen> = None;
+    let mut starter: Option<Child> = None;
+    loop {
+        if shown.as_ref() != Some(&screen) {
+            fb.show(&ui.draw(&screen))?;
+            // Markers go out once the screen shows what they announce, so
+            // the harness can match the screen as soon as it reads them.
+            match (&screen, &shown) {
+                (Screen::Welcome { .. }, None) => eprintln!("tailor-greeter: welcome screen shown"),
+                (Screen::Progress { ready: true, .. }, _) => {
+                    let _ = std::fs::write(TOR_READY, "");
+                    eprintln!("tailor-greeter: Tor is ready");
+                }
+                _ => {}
+            }
+            shown = Some(screen.clone());
+        }
+        // Poll so the progress screen follows tor's log between key presses.
+        let keys = term.read_keys(Duration::from_millis(250))?;
+        for key in keys {
+            screen = match (screen, key) {
+                (
+                    Screen::Welcome { focus, note },
+                    Key::Up | Key::Down | Key::Tab | Key::BackTab,
+                ) => Screen::Welcome {
+                    focus: 1 - focus,
+                    note,
+                },
+                (Screen::Welcome { focus: 0, .. }, Key::Enter) => {
+                    eprintln!("tailor-greeter: start chosen");
+                    starter = Some(start_system()?);
+                    Screen::Progress {
+                        lines: Vec::new(),
+                        percent: 0,
+                        ready: false,
+                    }
+                }
+                (Screen::Welcome { .. }, Key::Enter) => Screen::Settings {
+                    password: String::new(),
+                },
+                (Screen::Settings { .. }, Key::Escape) => Screen::Welcome {
+                    focus: 1,
+                    note: None,
+                },
+                (Screen::Settings { mut password }, Key::Char(ch)) => {
+                    password.push(ch);
+                    Screen::Settings { password }
+                }
+                (Screen::Settings { mut password }, Key::Backspace) => {
+                    password.pop();
+                    Screen::Settings { password }
+                }
+                (Screen::Settings { password }, Key::Enter) if !password.is_empty() => {
+                    let note = match set_admin_password(&password) {
+                        Ok(()) => {
+                            eprintln!("tailor-greeter: admin password set");
+                            "Administration password set".to_owned()
+                        }
+                        Err(e) => {
+                            eprintln!("tailor-greeter: admin password NOT set: {e}");
+                            "Could not set the password".to_owned()
+                        }
+                    };
+                    Screen::Welcome {
+                        focus: 0,
+                        note: Some(note),
+                    }
+                }
+                (other, _) => other,
+            };
+        }
+        if let Screen::Progress { ready: false, .. } = screen {
+            let lines: Vec<String> = std::fs::read_to_string(STATUS)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            let percent = bootstrap_percent(&std::fs::read_to_string(TOR_LOG).unwrap_or_default())
+                .unwrap_or(0);
+            let ready = percent >= 100;
+            screen = Screen::Progress {
+                lines,
+                percent,
+                ready,
+            };
+        }
+        if let Some(child) = starter.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!("tailor-greeter: start script exited: {status}");
+                starter = None;
+            }
+        }
+    }
+}
+
+fn load_font(path: &str) -> Result<Font, String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read font {path}: {e}"))?;
+    Font::parse(&data).map_err(|e| format!("{path}: {e}"))
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let font_path = std::env::var("GREETER_FONT").unwrap_or_else(|_| FONT.to_owned());
+    let font = match load_font(&font_path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("tailor-greeter: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let branding =
+        Branding::load(&std::env::var("GREETER_BRANDING").unwrap_or_else(|_| BRANDING.to_owned()));
+    if args.get(1).map(String::as_str) == Some("--snapshot") {
+        let (Some(out), Some(which)) = (args.get(2), args.get(3)) else {
+            eprintln!("usage: greeter --snapshot OUT.ppm welcome|settings|progress|ready");
+            return std::process::ExitCode::FAILURE;
+        };
+        let ui = Ui {
+            font,
+            branding,
+            width: 1024,
+            height: 768,
+        };
+        let screen = match which.as_str() {
+            "settings" => Screen::Settings {
+                password: "secret".into(),
+            },
+            "progress" => Screen::Progress {
+                lines: vec!["Spoofing MAC addresses".into(), "Starting Tor".into()],
+                percent: 45,
+                ready: false,
+            },
+            "ready" => Screen::Progress {
+                lines: vec![],
+                percent: 100,
+                ready: true,
+            },
+            _ => Screen::Welcome {
+                focus: 0,
+                note: None,
+            },
+        };
+        return match std::fs::write(Path::new(out), ui.draw(&screen).to_ppm()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("greeter: {out}: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let fb = match Framebuffer::open("/dev/fb0") {
+        Ok(fb) => fb,
+        Err(e) => {
+            eprintln!("tailor-greeter: /dev/fb0: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let term = match Terminal::open("/dev/tty1") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tailor-greeter: /dev/tty1: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let ui = Ui {
+        font,
+        branding,
+        width: fb.width,
+        height: fb.height,
+    };
+    match run(&ui, &fb, &term) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tailor-greeter: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_last_bootstrap_percent() {
+        let log = "[notice] Bootstrapped 5% (conn): x\n[notice] Bootstrapped 100% (done): Done\n";
+        assert_eq!(bootstrap_percent(log), Some(100));
+        assert_eq!(bootstrap_percent("nothing"), None);
+    }
+}

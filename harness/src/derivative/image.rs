@@ -1,0 +1,620 @@
+//! Assembling the image: unpack the packages, pick the files the live system
+//! needs, apply the customizations, pack an initramfs, make the hybrid ISO.
+//!
+//! Unpacked packages are kept under `.cache/derivative/sysroot/HASH` (HASH
+//! of the package files) and the kernel under `.cache/derivative/kernel/`,
+//! each with a `.complete` marker written last, so an interrupted unpack is
+//! redone rather than half-used.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use super::apt::{Apt, Package};
+use super::customization::{Customization, ImageFile};
+use super::{hex, Error, Recipe};
+
+pub const ISOHDPFX: &str = "/usr/lib/ISOLINUX/isohdpfx.bin";
+pub const ISOLINUX_BIN: &str = "/usr/lib/ISOLINUX/isolinux.bin";
+pub const LDLINUX_C32: &str = "/usr/lib/syslinux/modules/bios/ldlinux.c32";
+/// The image's dynamic loader, inside the unpacked libc6.
+const LOADER: &str = "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+const LIB_DIRS: [&str; 4] = [
+    "lib/x86_64-linux-gnu",
+    "usr/lib/x86_64-linux-gnu",
+    "lib",
+    "usr/lib",
+];
+const FIREWALL_MARKER: &str = "# @CUSTOMIZATION_OUTPUT_RULES@";
+
+pub struct Inputs<'a> {
+    pub repo: &'a Path,
+    pub cache: &'a Path,
+    pub recipe: &'a Recipe,
+    pub customizations: &'a [(Customization, Vec<ImageFile>)],
+    pub greeter: &'a Path,
+    pub key: &'a str,
+    /// Receives `derivative.iso` and `derivative.manifest.toml`.
+    pub out_dir: &'a Path,
+}
+
+/// Run a command; its stdout, or an error with its stderr.
+fn run(cmd: &mut Command) -> Result<String, Error> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    let out = cmd.output().map_err(|source| Error::Tool {
+        command: shown.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(Error::Failed {
+            command: shown,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn mkdirs(path: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))
+}
+
+fn write(path: &Path, content: &[u8], mode: u32) -> Result<(), Error> {
+    if let Some(parent) = path.parent() {
+        mkdirs(parent)?;
+    }
+    // Replacing a file that is a symlink must not write through it.
+    if path.symlink_metadata().is_ok() {
+        std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+    }
+    std::fs::write(path, content).map_err(|e| Error::io(path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Copy a file's content (following symlinks) keeping its mode.
+fn copy(from: &Path, to: &Path) -> Result<(), Error> {
+    let content = std::fs::read(from).map_err(|e| Error::io(from, e))?;
+    let mode = std::fs::metadata(from)
+        .map_err(|e| Error::io(from, e))?
+        .permissions()
+        .mode();
+    write(to, &content, mode & 0o7777)
+}
+
+/// `ROOT` + an absolute image path.
+fn under(root: &Path, image_path: &str) -> PathBuf {
+    root.join(image_path.trim_start_matches('/'))
+}
+
+fn marker_done(dir: &Path) -> bool {
+    dir.join(".complete").exists()
+}
+
+fn mark_done(dir: &Path) -> Result<(), Error> {
+    write(&dir.join(".complete"), b"", 0o644)
+}
+
+/// Unpack every package into one tree, once per package set.
+fn unpack_sysroot(cache: &Path, apt: &Apt, packages: &[Package]) -> Result<PathBuf, Error> {
+    let mut h = Sha256::new();
+    for p in packages {
+        h.update(p.file.as_bytes());
+        h.update(b"\0");
+    }
+    let dir = cache.join("sysroot").join(&hex(&h.finalize())[..16]);
+    if marker_done(&dir) {
+        return Ok(dir);
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
+    mkdirs(&dir)?;
+    tracing::info!(packages = packages.len(), dir = %dir.display(), "unpacking packages");
+    for p in packages {
+        run(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(apt.archives().join(&p.file))
+            .arg(&dir))?;
+    }
+    mark_done(&dir)?;
+    Ok(dir)
+}
+
+/// Unpack the kernel package and index its modules; returns the tree and
+/// the kernel version (the name of its `lib/modules/` directory).
+fn unpack_kernel(cache: &Path, apt: &Apt, kernel: &Package) -> Result<(PathBuf, String), Error> {
+    let dir = cache
+        .join("kernel")
+        .join(kernel.file.trim_end_matches(".deb"));
+    let version = || -> Result<String, Error> {
+        let modules = dir.join("lib/modules");
+        let entry = std::fs::read_dir(&modules)
+            .map_err(|e| Error::io(&modules, e))?
+            .filter_map(Result::ok)
+            .next()
+            .ok_or_else(|| Error::MissingFile {
+                what: "a lib/modules/VERSION directory".into(),
+                package: kernel.name.clone(),
+                path: modules.clone(),
+            })?;
+        Ok(entry.file_name().to_string_lossy().into_owned())
+    };
+    if marker_done(&dir) {
+        return Ok((dir.clone(), version()?));
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
+    mkdirs(&dir)?;
+    tracing::info!(kernel = %kernel.file, "unpacking the kernel");
+    run(Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(apt.archives().join(&kernel.file))
+        .arg(&dir))?;
+    let v = version()?;
+    // The package ships no modules.dep; modprobe --show-depends needs it.
+    run(Command::new("depmod").arg("-b").arg(&dir).arg(&v))?;
+    mark_done(&dir)?;
+    Ok((dir, v))
+}
+
+/// Copy an executable and every shared library it needs from the sysroot,
+/// as the image's own loader resolves them.
+fn install_with_libs(sysroot: &Path, root: &Path, binary: &Path, dest: &str) -> Result<(), Error> {
+    copy(binary, &under(root, dest))?;
+    install_libs(sysroot, root, binary)
+}
+
+fn install_libs(sysroot: &Path, root: &Path, binary: &Path) -> Result<(), Error> {
+    let library_path = LIB_DIRS
+        .iter()
+        .map(|d| sysroot.join(d).display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let listing = run(Command::new(sysroot.join(LOADER))
+        .arg("--library-path")
+        .arg(&library_path)
+        .arg("--list")
+        .arg(binary))?;
+    for line in listing.lines() {
+        let line = line.trim();
+        let Some((name, rest)) = line.split_once(" => ") else {
+            continue;
+        };
+        let path = rest.split(" (").next().unwrap_or_default().trim();
+        let missing = |found_on_host: &str| Error::MissingLibrary {
+            binary: binary.display().to_string(),
+            library: name.to_owned(),
+            found_on_host: found_on_host.to_owned(),
+        };
+        if path == "not found" {
+            return Err(missing(""));
+        }
+        let path = Path::new(path);
+        let Ok(relative) = path.strip_prefix(sysroot) else {
+            return Err(missing(&path.display().to_string()));
+        };
+        copy(path, &root.join(relative))?;
+    }
+    copy(&sysroot.join(LOADER), &root.join(LOADER))?;
+    let link = root.join("lib64/ld-linux-x86-64.so.2");
+    if link.symlink_metadata().is_err() {
+        mkdirs(&root.join("lib64"))?;
+        std::os::unix::fs::symlink(format!("/{LOADER}"), &link).map_err(|e| Error::io(&link, e))?;
+    }
+    Ok(())
+}
+
+fn is_elf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map(|()| magic == *b"\x7fELF")
+        .unwrap_or(false)
+}
+
+/// Copy `derivative/rootfs` into the image, modes kept; `.keep` files only
+/// make git keep their (otherwise empty) directory.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
+    mkdirs(to)?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        if entry.file_type().map_err(|e| Error::io(&src, e))?.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if entry.file_name() != ".keep" {
+            copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_customizations(
+    root: &Path,
+    inp: &Inputs,
+    sysroot: &Path,
+    apt: &Apt,
+    packages: &[Package],
+) -> Result<(), Error> {
+    let mut settings = std::fs::read_to_string(root.join("etc/tailor/settings"))
+        .map_err(|e| Error::io(&root.join("etc/tailor/settings"), e))?;
+    let firewall_path = root.join("etc/tailor/firewall.nft");
+    let mut firewall =
+        std::fs::read_to_string(&firewall_path).map_err(|e| Error::io(&firewall_path, e))?;
+    let mut branding = [
+        ("TITLE", "Tailor Live".to_owned()),
+        ("BACKGROUND", "#1e1e2e".to_owned()),
+        ("FOREGROUND", "#f0f0f0".to_owned()),
+        ("ACCENT", "#7d4cdb".to_owned()),
+    ];
+    let mut names = String::new();
+    for (index, (c, files)) in inp.customizations.iter().enumerate() {
+        let prefix = format!("{:02}-{}", 50 + index, c.name);
+        names.push_str(&c.name);
+        names.push('\n');
+        for name in &c.packages {
+            let p = packages
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| Error::Apt {
+                    command: format!("resolve {name}"),
+                    stderr: "not in the resolved package set".into(),
+                })?;
+            let before = list_files(root)?;
+            run(Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(apt.archives().join(&p.file))
+                .arg(root))?;
+            for path in list_files(root)?.difference(&before) {
+                if is_elf(path)
+                    && std::fs::metadata(path)
+                        .map(|m| m.permissions().mode() & 0o111 != 0)
+                        .unwrap_or(false)
+                {
+                    install_libs(sysroot, root, path)?;
+                }
+            }
+        }
+        for f in files {
+            write(&under(root, &f.path), &f.content, f.mode)?;
+        }
+        if !c.firewall.output_rules.is_empty() {
+            let rules: String = c
+                .firewall
+                .output_rules
+                .iter()
+                .map(|r| format!("        {r}  # customization {}\n", c.name))
+                .collect();
+            firewall = firewall.replacen(
+                FIREWALL_MARKER,
+                &format!("{FIREWALL_MARKER}\n{}", rules.trim_end()),
+                1,
+            );
+        }
+        if c.firewall.allow_ipv6 {
+            settings.push_str(&format!("ALLOW_IPV6=1  # customization {}\n", c.name));
+        }
+        if let Some(spoof) = c.init.mac_spoof {
+            settings.push_str(&format!(
+                "MAC_SPOOF={}  # customization {}\n",
+                u8::from(spoof),
+                c.name
+            ));
+        }
+        for (dir, cmds) in [
+            ("boot.d", &c.init.boot_commands),
+            ("start.d", &c.init.start_commands),
+        ] {
+            if !cmds.is_empty() {
+                let text = format!("# From customization {}\n{}\n", c.name, cmds.join("\n"));
+                write(
+                    &root.join("etc/tailor").join(dir).join(&prefix),
+                    text.as_bytes(),
+                    0o755,
+                )?;
+            }
+        }
+        if !c.tor.options.is_empty() {
+            let text = format!(
+                "# From customization {}\n{}\n",
+                c.name,
+                c.tor.options.join("\n")
+            );
+            write(
+                &root.join(format!("etc/tor/torrc.d/{prefix}.conf")),
+                text.as_bytes(),
+                0o644,
+            )?;
+        }
+        if let Some(b) = &c.branding {
+            for (key, value) in [
+                ("TITLE", &b.title),
+                ("BACKGROUND", &b.background),
+                ("FOREGROUND", &b.foreground),
+                ("ACCENT", &b.accent),
+            ] {
+                if let (Some(v), Some(slot)) = (value, branding.iter_mut().find(|(k, _)| *k == key))
+                {
+                    slot.1 = v.clone();
+                }
+            }
+        }
+    }
+    let branding_text: String = branding
+        .iter()
+        // Plain KEY=value: the greeter reads it, no shell does (titles are
+        // validated printable ASCII, colours #rrggbb).
+        .map(|(k, v)| format!("{k}={v}\n"))
+        .collect();
+    write(
+        &root.join("etc/tailor/branding"),
+        branding_text.as_bytes(),
+        0o644,
+    )?;
+    write(
+        &root.join("etc/tailor/settings"),
+        settings.as_bytes(),
+        0o644,
+    )?;
+    write(&firewall_path, firewall.as_bytes(), 0o644)?;
+    write(
+        &root.join("etc/tailor/customizations"),
+        names.as_bytes(),
+        0o644,
+    )?;
+    // Documentation is never needed in the live system.
+    for docs in ["usr/share/doc", "usr/share/man", "usr/share/info"] {
+        let _ = std::fs::remove_dir_all(root.join(docs));
+    }
+    Ok(())
+}
+
+fn list_files(root: &Path) -> Result<BTreeSet<PathBuf>, Error> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let ft = entry.file_type().map_err(|e| Error::io(&entry.path(), e))?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() {
+                out.insert(entry.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn install_modules(
+    root: &Path,
+    kroot: &Path,
+    version: &str,
+    modules: &[String],
+) -> Result<(), Error> {
+    let modules_dir = kroot.join("lib/modules").join(version);
+    for module in modules {
+        let out = Command::new("modprobe")
+            .arg("-d")
+            .arg(kroot)
+            .args(["-S", version, "--show-depends", module])
+            .output()
+            .map_err(|source| Error::Tool {
+                command: format!("modprobe --show-depends {module}"),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Module {
+                module: module.clone(),
+                kernel: version.to_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // "insmod /path/x.ko [params]" or "builtin x"
+            let Some(path) = line.strip_prefix("insmod ") else {
+                continue;
+            };
+            let path = Path::new(path.split_whitespace().next().unwrap_or_default());
+            let relative = path.strip_prefix(kroot).unwrap_or(path);
+            copy(path, &root.join(relative))?;
+        }
+    }
+    for index in [
+        "modules.builtin",
+        "modules.builtin.modinfo",
+        "modules.order",
+    ] {
+        copy(
+            &modules_dir.join(index),
+            &root.join("lib/modules").join(version).join(index),
+        )?;
+    }
+    run(Command::new("depmod").arg("-b").arg(root).arg(version))?;
+    let list = format!(
+        "# Loaded in order by /init (written by the image builder from recipe.toml)\n{}\n",
+        modules.join("\n")
+    );
+    write(&root.join("etc/tailor/modules"), list.as_bytes(), 0o644)
+}
+
+fn install_busybox(sysroot: &Path, root: &Path) -> Result<(), Error> {
+    let busybox = sysroot.join("bin/busybox");
+    copy(&busybox, &root.join("bin/busybox"))?;
+    let applets = run(Command::new(&busybox).arg("--list"))?;
+    for applet in applets.lines().map(str::trim) {
+        // `busybox --list` names busybox itself: a link to itself would be a
+        // symlink loop the kernel cannot execute.
+        if applet.is_empty() || applet == "busybox" {
+            continue;
+        }
+        let link = root.join("bin").join(applet);
+        if link.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink("busybox", &link).map_err(|e| Error::io(&link, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn manifest(
+    inp: &Inputs,
+    packages: &[Package],
+    kernel: &Package,
+    apt: &Apt,
+) -> Result<String, Error> {
+    let mut text = String::from(
+        "# The Debian packages this ISO was built from, as apt resolved them.\n\
+         # Files were taken from them selectively (see derivative/recipe.toml).\n",
+    );
+    text.push_str(&format!("key = {:?}\n", inp.key));
+    let names: Vec<&str> = inp
+        .customizations
+        .iter()
+        .map(|(c, _)| c.name.as_str())
+        .collect();
+    text.push_str(&format!("customizations = {names:?}\n"));
+    text.push_str(&format!(
+        "kernel_cmdline = {:?}\n",
+        inp.recipe.kernel_cmdline
+    ));
+    for p in packages.iter().chain(std::iter::once(kernel)) {
+        let path = apt.archives().join(&p.file);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        text.push_str(&format!(
+            "\n[[package]]\nname = {:?}\nversion = {:?}\nfile = {:?}\nsha256 = {:?}\n",
+            p.name,
+            p.version,
+            p.file,
+            hex(&Sha256::digest(&bytes))
+        ));
+    }
+    Ok(text)
+}
+
+pub fn build(inp: &Inputs) -> Result<(), Error> {
+    let apt = Apt::new(&inp.cache.join("apt"))?;
+    let mut wanted = inp.recipe.packages.clone();
+    for (c, _) in inp.customizations {
+        wanted.extend(c.packages.iter().cloned());
+    }
+    let packages = apt.fetch(&wanted)?;
+    let kernel = apt.fetch_alone(&inp.recipe.kernel_package)?;
+    let sysroot = unpack_sysroot(inp.cache, &apt, &packages)?;
+    let (kroot, version) = unpack_kernel(inp.cache, &apt, &kernel)?;
+
+    let work = inp.cache.join("work").join(inp.key);
+    if work.exists() {
+        std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    }
+    let root = work.join("root");
+    let iso = work.join("iso");
+    tracing::info!(dir = %work.display(), "assembling the image");
+    for dir in [
+        "bin",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "var/log/tor",
+        "var/lib/tor",
+        "etc",
+    ] {
+        mkdirs(&root.join(dir))?;
+    }
+    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+        .map_err(|e| Error::io(&root.join("tmp"), e))?;
+    install_busybox(&sysroot, &root)?;
+    copy_tree(&inp.repo.join("derivative/rootfs"), &root)?;
+    for binary in &inp.recipe.binaries {
+        let from = under(&sysroot, binary);
+        if !from.exists() {
+            return Err(Error::MissingFile {
+                what: "an executable named in recipe.toml".into(),
+                package: "the resolved packages".into(),
+                path: from,
+            });
+        }
+        install_with_libs(&sysroot, &root, &from, binary)?;
+    }
+    install_with_libs(&sysroot, &root, inp.greeter, "/usr/bin/greeter")?;
+    let font = under(&sysroot, &inp.recipe.font);
+    let psf = root.join("usr/share/tailor/font.psf");
+    mkdirs(&root.join("usr/share/tailor"))?;
+    run(Command::new("sh")
+        .args(["-c", "gzip -dc \"$1\" > \"$2\"", "sh"])
+        .arg(&font)
+        .arg(&psf))?;
+    install_modules(&root, &kroot, &version, &inp.recipe.modules)?;
+    apply_customizations(&root, inp, &sysroot, &apt, &packages)?;
+
+    let live = iso.join("live");
+    mkdirs(&live)?;
+    copy(
+        &kroot.join(format!("boot/vmlinuz-{version}")),
+        &live.join("vmlinuz"),
+    )?;
+    tracing::info!("packing the initramfs");
+    run(Command::new("sh")
+        .args([
+            "-c",
+            "cd \"$1\" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -1 -n > \"$2\"",
+            "sh",
+        ])
+        .arg(&root)
+        .arg(live.join("initrd.gz")))?;
+    let isolinux = iso.join("isolinux");
+    copy(Path::new(ISOLINUX_BIN), &isolinux.join("isolinux.bin"))?;
+    copy(Path::new(LDLINUX_C32), &isolinux.join("ldlinux.c32"))?;
+    let cfg_path = inp.repo.join("derivative/isolinux.cfg");
+    let cfg = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+    write(
+        &isolinux.join("isolinux.cfg"),
+        cfg.replace("@CMDLINE@", &inp.recipe.kernel_cmdline)
+            .as_bytes(),
+        0o644,
+    )?;
+    let staged = work.join("derivative.iso");
+    tracing::info!("making the hybrid ISO");
+    run(Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-o"])
+        .arg(&staged)
+        .args([
+            "-isohybrid-mbr",
+            ISOHDPFX,
+            "-c",
+            "isolinux/boot.cat",
+            "-b",
+            "isolinux/isolinux.bin",
+        ])
+        .args([
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            "-V",
+            "TAILOR_LIVE",
+        ])
+        .arg(&iso))?;
+    let manifest_text = manifest(inp, &packages, &kernel, &apt)?;
+    write(
+        &work.join("derivative.manifest.toml"),
+        manifest_text.as_bytes(),
+        0o644,
+    )?;
+    if inp.out_dir.exists() {
+        std::fs::remove_dir_all(inp.out_dir).map_err(|e| Error::io(inp.out_dir, e))?;
+    }
+    mkdirs(inp.out_dir)?;
+    for name in ["derivative.iso", "derivative.manifest.toml"] {
+        let to = inp.out_dir.join(name);
+        std::fs::rename(work.join(name), &to).map_err(|e| Error::io(&to, e))?;
+    }
+    std::fs::remove_dir_all(&work).map_err(|e| Error::io(&work, e))?;
+    Ok(())
+}

@@ -1,0 +1,1046 @@
+//! Finding a reference image in a screenshot.
+//!
+//! The score is normalized cross-correlation (NCC, the same quantity as
+//! OpenCV's `TM_CCOEFF_NORMED`) on grayscale, so a reference found by the
+//! Tails suite's OpenCV call is found here at the same place. Grayscale NCC
+//! is blind to hue (a green row recoloured red keeps its luminance), so every
+//! candidate is also scored with a colour NCC over the R, G and B values
+//! together around one common mean: a channel that moves against the others
+//! lowers that score. The reported score is the lower of the two, in [0, 1].
+//!
+//! Speed comes from the case that dominates a GUI test: the reference is on
+//! the screen with (nearly) the same pixels. The search
+//! 1. builds a gray pyramid of the screen (level `j` is `2^j` times smaller),
+//!    reading the RGB frame once;
+//! 2. computes NCC at every position of the coarsest useful level, with
+//!    integral images for the window sums and a row-of-positions inner loop
+//!    that the compiler vectorizes;
+//! 3. refines the best few coarse peaks level by level in small windows, and
+//!    verifies them at full resolution, in gray and then in colour.
+//!
+//! A warm search ([`Pattern::best_near`]) looks only a few pixels around the
+//! last hit at full resolution, which is what a wait loop needs most of the
+//! time.
+//!
+//! Excluded rectangles (a clock, a spinner) are left out of every sum, at
+//! every level: a coarse pixel is compared only when all the pixels it covers
+//! are.
+
+use image::RgbImage;
+
+/// A rectangle in pixels: top-left corner and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+impl Rect {
+    pub const fn new(x: u32, y: u32, w: u32, h: u32) -> Self {
+        Rect { x, y, w, h }
+    }
+
+    /// One past the right edge, without overflow.
+    pub fn right(&self) -> u64 {
+        self.x as u64 + self.w as u64
+    }
+
+    /// One past the bottom edge, without overflow.
+    pub fn bottom(&self) -> u64 {
+        self.y as u64 + self.h as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.w == 0 || self.h == 0
+    }
+
+    /// Whether `other` lies entirely inside `self`.
+    pub fn contains(&self, other: &Rect) -> bool {
+        other.x >= self.x
+            && other.y >= self.y
+            && other.right() <= self.right()
+            && other.bottom() <= self.bottom()
+    }
+
+    /// Area shared with `other`, in pixels.
+    pub fn overlap(&self, other: &Rect) -> u64 {
+        let x0 = self.x.max(other.x) as u64;
+        let y0 = self.y.max(other.y) as u64;
+        let x1 = self.right().min(other.right());
+        let y1 = self.bottom().min(other.bottom());
+        x1.saturating_sub(x0) * y1.saturating_sub(y0)
+    }
+
+    pub fn center(&self) -> (u32, u32) {
+        (self.x + self.w / 2, self.y + self.h / 2)
+    }
+}
+
+impl std::fmt::Display for Rect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{} at ({}, {})", self.w, self.h, self.x, self.y)
+    }
+}
+
+/// Where a reference was found and how well it matched.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Match {
+    /// The matched area of the screen (the reference's size).
+    pub rect: Rect,
+    /// Similarity in [0, 1]: the lower of the gray and colour NCC.
+    pub score: f32,
+}
+
+/// What can go wrong before any pixel is compared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatchError {
+    #[error("the reference image is empty ({w}x{h} pixels)")]
+    EmptyReference { w: u32, h: u32 },
+    #[error("excluded rectangle {rect} is not inside the {w}x{h} reference")]
+    ExcludedOutside { rect: Rect, w: u32, h: u32 },
+    #[error(
+        "the excluded rectangles cover the whole {w}x{h} reference: nothing is left to compare"
+    )]
+    AllExcluded { w: u32, h: u32 },
+    #[error("search region {region} is not inside the {w}x{h} screen")]
+    RegionOutside { region: Rect, w: u32, h: u32 },
+    #[error("the {rw}x{rh} reference is larger than the search area {area}")]
+    ReferenceTooLarge { rw: u32, rh: u32, area: Rect },
+}
+
+/// Deepest pyramid level used for the exhaustive search.
+const MAX_LEVEL: usize = 3;
+/// The reference must keep at least this many pixels in each dimension, and
+/// this many in all, at the level searched exhaustively; smaller and its
+/// coarse correlation stops telling the right place from text-like clutter.
+const MIN_COARSE_SIDE: u32 = 4;
+const MIN_COARSE_AREA: u32 = 48;
+/// Coarse peaks followed down the pyramid for the best match.
+const BEST_CANDIDATES: usize = 12;
+/// Coarse peaks this far below the best one are not followed.
+const CANDIDATE_SPREAD: f32 = 0.35;
+/// Upper bound of coarse peaks followed by `find_all`.
+const ALL_CANDIDATES: usize = 512;
+/// How far below the requested threshold a coarse peak may score and still
+/// be followed by `find_all` (coarse scores are blurred by sub-pixel phase).
+const ALL_SLACK: f32 = 0.35;
+
+/// Gray value of one RGB pixel, ITU-R BT.601 weights in 8.8 fixed point
+/// (the weights OpenCV's `cvtColor` uses).
+#[inline]
+fn luma(r: u8, g: u8, b: u8) -> u32 {
+    77 * r as u32 + 150 * g as u32 + 29 * b as u32
+}
+
+/// A gray image, one byte per pixel, rows packed.
+#[derive(Debug, Clone)]
+struct Gray {
+    w: usize,
+    h: usize,
+    px: Vec<u8>,
+}
+
+impl Gray {
+    /// Full-resolution gray of `area` of `rgb`.
+    fn from_rgb(rgb: &RgbImage, area: Rect) -> Gray {
+        let (w, h) = (area.w as usize, area.h as usize);
+        let stride = rgb.width() as usize * 3;
+        let raw = rgb.as_raw();
+        let mut px = Vec::with_capacity(w * h);
+        for y in 0..h {
+            let start = (area.y as usize + y) * stride + area.x as usize * 3;
+            let row = &raw[start..start + w * 3];
+            px.extend(
+                row.chunks_exact(3)
+                    .map(|p| ((luma(p[0], p[1], p[2]) + 128) >> 8) as u8),
+            );
+        }
+        Gray { w, h, px }
+    }
+
+    /// Half-resolution gray of `area` of `rgb` (level 1), each pixel the mean
+    /// of a 2x2 block, read in one pass over the RGB rows.
+    fn half_from_rgb(rgb: &RgbImage, area: Rect) -> Gray {
+        let (w, h) = (area.w as usize / 2, area.h as usize / 2);
+        let stride = rgb.width() as usize * 3;
+        let raw = rgb.as_raw();
+        let mut px = vec![0u8; w * h];
+        for (y, out) in px.chunks_exact_mut(w.max(1)).enumerate().take(h) {
+            let top = (area.y as usize + 2 * y) * stride + area.x as usize * 3;
+            let a = &raw[top..top + w * 6];
+            let b = &raw[top + stride..top + stride + w * 6];
+            for ((o, pa), pb) in out.iter_mut().zip(a.chunks_exact(6)).zip(b.chunks_exact(6)) {
+                let r = pa[0] as u32 + pa[3] as u32 + pb[0] as u32 + pb[3] as u32;
+                let g = pa[1] as u32 + pa[4] as u32 + pb[1] as u32 + pb[4] as u32;
+                let bl = pa[2] as u32 + pa[5] as u32 + pb[2] as u32 + pb[5] as u32;
+                *o = ((77 * r + 150 * g + 29 * bl + 512) >> 10) as u8;
+            }
+        }
+        Gray { w, h, px }
+    }
+
+    /// The next pyramid level: 2x2 means, odd last row/column dropped.
+    fn half(&self) -> Gray {
+        let (w, h) = (self.w / 2, self.h / 2);
+        let mut px = vec![0u8; w * h];
+        for (y, out) in px.chunks_exact_mut(w.max(1)).enumerate().take(h) {
+            let a = &self.px[2 * y * self.w..][..2 * w];
+            let b = &self.px[(2 * y + 1) * self.w..][..2 * w];
+            for ((o, pa), pb) in out.iter_mut().zip(a.chunks_exact(2)).zip(b.chunks_exact(2)) {
+                *o = ((pa[0] as u16 + pa[1] as u16 + pb[0] as u16 + pb[1] as u16 + 2) >> 2) as u8;
+            }
+        }
+        Gray { w, h, px }
+    }
+}
+
+/// One pyramid level of a reference.
+#[derive(Debug, Clone)]
+struct Level {
+    w: usize,
+    h: usize,
+    /// Gray values, 0 where excluded so they drop out of the dot product.
+    px: Vec<u8>,
+    /// 1 where compared, 0 where excluded; `None` when nothing is excluded.
+    mask: Option<Vec<u8>>,
+    /// The compared area as disjoint rectangles, for integral-image sums.
+    included: Vec<Rect>,
+    n: u64,
+    sum: u64,
+    /// `n * sum(t^2) - sum(t)^2`: `n^2` times the variance.
+    var_n: f64,
+}
+
+impl Level {
+    fn new(gray: Gray, mask: Option<Vec<u8>>) -> Level {
+        let Gray { w, h, mut px } = gray;
+        if let Some(m) = &mask {
+            for (p, &keep) in px.iter_mut().zip(m) {
+                *p *= keep;
+            }
+        }
+        let included = match &mask {
+            Some(m) => mask_to_rects(m, w, h),
+            None => vec![Rect::new(0, 0, w as u32, h as u32)],
+        };
+        let n = match &mask {
+            Some(m) => m.iter().map(|&k| k as u64).sum(),
+            None => (w * h) as u64,
+        };
+        let sum: u64 = px.iter().map(|&p| p as u64).sum();
+        let sumsq: u64 = px.iter().map(|&p| (p as u64) * (p as u64)).sum();
+        let var_n = n as f64 * sumsq as f64 - (sum as f64) * (sum as f64);
+        Level {
+            w,
+            h,
+            px,
+            mask,
+            included,
+            n,
+            sum,
+            var_n,
+        }
+    }
+}
+
+/// Split the set pixels of a mask into disjoint rectangles: runs per row,
+/// merged with the run right above when it spans the same columns.
+fn mask_to_rects(mask: &[u8], w: usize, h: usize) -> Vec<Rect> {
+    let mut done = Vec::new();
+    let mut open: Vec<Rect> = Vec::new();
+    for y in 0..h {
+        let row = &mask[y * w..(y + 1) * w];
+        let mut runs = Vec::new();
+        let mut x = 0;
+        while x < w {
+            if row[x] == 0 {
+                x += 1;
+                continue;
+            }
+            let start = x;
+            while x < w && row[x] != 0 {
+                x += 1;
+            }
+            runs.push((start as u32, (x - start) as u32));
+        }
+        let mut next = Vec::with_capacity(runs.len());
+        for (rx, rw) in runs {
+            match open.iter().position(|r| r.x == rx && r.w == rw) {
+                Some(i) => {
+                    let mut r = open.swap_remove(i);
+                    r.h += 1;
+                    next.push(r);
+                }
+                None => next.push(Rect::new(rx, y as u32, rw, 1)),
+            }
+        }
+        done.append(&mut open);
+        open = next;
+    }
+    done.append(&mut open);
+    done
+}
+
+/// NCC from sums, in [0, 1]. A flat reference or window has no structure to
+/// correlate: two flat patches score by how close their means are, a flat
+/// one against a textured one scores 0.
+#[inline]
+fn ncc_from_sums(n: u64, dot: f64, t_sum: u64, t_var_n: f64, s_sum: u64, s_sumsq: u64) -> f32 {
+    let n_f = n as f64;
+    let s_var_n = n_f * s_sumsq as f64 - (s_sum as f64) * (s_sum as f64);
+    // Variances below one gray level squared count as flat.
+    let flat = n_f * n_f;
+    match (t_var_n < flat, s_var_n < flat) {
+        (true, true) => {
+            let diff = (t_sum as f64 - s_sum as f64).abs() / n_f;
+            (1.0 - diff / 255.0).max(0.0) as f32
+        }
+        (true, false) | (false, true) => 0.0,
+        (false, false) => {
+            let num = n_f * dot - t_sum as f64 * s_sum as f64;
+            (num / (t_var_n * s_var_n).sqrt()).clamp(0.0, 1.0) as f32
+        }
+    }
+}
+
+/// A reference image prepared for searching: its gray pyramid, excluded
+/// pixels and the statistics that do not depend on the screen.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    rgb: RgbImage,
+    excluded: Vec<Rect>,
+    /// `levels[j]` is `2^j` times smaller than the reference.
+    levels: Vec<Level>,
+}
+
+impl Pattern {
+    /// Prepare `image` for searching, leaving out the `excluded` rectangles
+    /// (in the reference's own coordinates).
+    pub fn new(image: RgbImage, excluded: &[Rect]) -> Result<Pattern, MatchError> {
+        let (w, h) = image.dimensions();
+        if w == 0 || h == 0 {
+            return Err(MatchError::EmptyReference { w, h });
+        }
+        let whole = Rect::new(0, 0, w, h);
+        if let Some(rect) = excluded.iter().find(|r| !whole.contains(r)) {
+            return Err(MatchError::ExcludedOutside { rect: *rect, w, h });
+        }
+        let mask = (!excluded.is_empty()).then(|| {
+            let mut m = vec![1u8; (w * h) as usize];
+            for r in excluded {
+                for y in r.y..r.y + r.h {
+                    let row = (y * w) as usize;
+                    m[row + r.x as usize..row + (r.x + r.w) as usize].fill(0);
+                }
+            }
+            m
+        });
+        if mask.as_ref().is_some_and(|m| m.iter().all(|&k| k == 0)) {
+            return Err(MatchError::AllExcluded { w, h });
+        }
+        let mut levels = vec![Level::new(Gray::from_rgb(&image, whole), mask.clone())];
+        let mut level = 1;
+        let mut mask = mask;
+        let mut gray = Gray::half_from_rgb(&image, whole);
+        while level <= MAX_LEVEL && gray.w as u32 >= 1 && gray.h as u32 >= 1 {
+            // A coarse pixel is compared only if every pixel it covers is.
+            mask = mask.map(|m| {
+                let prev = &levels[level - 1];
+                halve_mask(&m, prev.w, prev.h)
+            });
+            if mask.as_ref().is_some_and(|m| m.iter().all(|&k| k == 0)) {
+                break;
+            }
+            let next = gray.half();
+            levels.push(Level::new(gray, mask.clone()));
+            gray = next;
+            level += 1;
+        }
+        Ok(Pattern {
+            rgb: image,
+            excluded: excluded.to_vec(),
+            levels,
+        })
+    }
+
+    pub fn width(&self) -> u32 {
+        self.rgb.width()
+    }
+
+    pub fn height(&self) -> u32 {
+        self.rgb.height()
+    }
+
+    pub fn image(&self) -> &RgbImage {
+        &self.rgb
+    }
+
+    pub fn excluded(&self) -> &[Rect] {
+        &self.excluded
+    }
+
+    /// The level searched exhaustively: the coarsest one where the
+    /// reference still has enough pixels to be told apart from clutter.
+    fn coarse_level(&self) -> usize {
+        let mut k = 0;
+        for (j, l) in self.levels.iter().enumerate() {
+            let (w, h) = (l.w as u32, l.h as u32);
+            if w >= MIN_COARSE_SIDE && h >= MIN_COARSE_SIDE && w * h >= MIN_COARSE_AREA && l.n > 0 {
+                k = j;
+            }
+        }
+        k
+    }
+
+    /// The search area: `region` (checked against the screen) or the whole
+    /// screen, which must be able to hold the reference.
+    fn area(&self, screen: &RgbImage, region: Option<Rect>) -> Result<Rect, MatchError> {
+        let (sw, sh) = screen.dimensions();
+        let whole = Rect::new(0, 0, sw, sh);
+        let area = match region {
+            Some(r) if r.is_empty() || !whole.contains(&r) => {
+                return Err(MatchError::RegionOutside {
+                    region: r,
+                    w: sw,
+                    h: sh,
+                })
+            }
+            Some(r) => r,
+            None => whole,
+        };
+        if self.width() > area.w || self.height() > area.h {
+            return Err(MatchError::ReferenceTooLarge {
+                rw: self.width(),
+                rh: self.height(),
+                area,
+            });
+        }
+        Ok(area)
+    }
+
+    /// The best match in `region` (default: the whole screen), whatever its
+    /// score: a cold search over the whole area.
+    pub fn best(&self, screen: &RgbImage, region: Option<Rect>) -> Result<Match, MatchError> {
+        let area = self.area(screen, region)?;
+        let search = Search::new(self, screen, area);
+        let peaks = search.coarse_peaks(BEST_CANDIDATES, None);
+        Ok(search
+            .refine(peaks)
+            .into_iter()
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .unwrap_or(Match {
+                rect: Rect::new(area.x, area.y, self.width(), self.height()),
+                score: 0.0,
+            }))
+    }
+
+    /// Every non-overlapping match scoring at least `threshold`, best first
+    /// (repeated elements: rows of a list, several identical icons).
+    pub fn find_all(
+        &self,
+        screen: &RgbImage,
+        region: Option<Rect>,
+        threshold: f32,
+    ) -> Result<Vec<Match>, MatchError> {
+        let area = self.area(screen, region)?;
+        let search = Search::new(self, screen, area);
+        let peaks = search.coarse_peaks(ALL_CANDIDATES, Some(threshold - ALL_SLACK));
+        let mut hits: Vec<Match> = search
+            .refine(peaks)
+            .into_iter()
+            .filter(|m| m.score >= threshold)
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut kept: Vec<Match> = Vec::new();
+        for m in hits {
+            // Overlapping by more than half its area: the same element.
+            let half = m.rect.w as u64 * m.rect.h as u64 / 2;
+            if kept.iter().all(|k| k.rect.overlap(&m.rect) <= half) {
+                kept.push(m);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Warm search: the best match whose top-left corner is within `radius`
+    /// pixels of `near`, at full resolution only. A wait loop tries this
+    /// around its last hit before a cold [`Pattern::best`].
+    pub fn best_near(
+        &self,
+        screen: &RgbImage,
+        region: Option<Rect>,
+        near: (u32, u32),
+        radius: u32,
+    ) -> Result<Match, MatchError> {
+        let area = self.area(screen, region)?;
+        let search = Search::new_warm(self, screen, area);
+        let (x, y) = (
+            near.0.saturating_sub(area.x) as i64,
+            near.1.saturating_sub(area.y) as i64,
+        );
+        let r = radius as i64;
+        let best = search.best_in_window(0, x - r, y - r, x + r, y + r);
+        let m = best.map(|(x, y, _)| search.verify(x, y));
+        Ok(m.unwrap_or(Match {
+            rect: Rect::new(area.x, area.y, self.width(), self.height()),
+            score: 0.0,
+        }))
+    }
+}
+
+fn halve_mask(m: &[u8], w: usize, h: usize) -> Vec<u8> {
+    let (hw, hh) = (w / 2, h / 2);
+    let mut out = vec![0u8; hw * hh];
+    for y in 0..hh {
+        for x in 0..hw {
+            let i = 2 * y * w + 2 * x;
+            out[y * hw + x] = m[i] & m[i + 1] & m[i + w] & m[i + w + 1];
+        }
+    }
+    out
+}
+
+/// Integral images of a gray level: sums and sums of squares of any
+/// rectangle in four lookups.
+struct Integral {
+    w: usize,
+    sum: Vec<u32>,
+    sq: Vec<u64>,
+}
+
+impl Integral {
+    fn new(g: &Gray) -> Integral {
+        let w = g.w + 1;
+        let mut sum = vec![0u32; w * (g.h + 1)];
+        let mut sq = vec![0u64; w * (g.h + 1)];
+        for y in 0..g.h {
+            let (mut rs, mut rq) = (0u32, 0u64);
+            for x in 0..g.w {
+                let p = g.px[y * g.w + x] as u32;
+                rs += p;
+                rq += (p * p) as u64;
+                sum[(y + 1) * w + x + 1] = sum[y * w + x + 1] + rs;
+                sq[(y + 1) * w + x + 1] = sq[y * w + x + 1] + rq;
+            }
+        }
+        Integral { w, sum, sq }
+    }
+
+    #[inline]
+    fn rect(&self, x: usize, y: usize, r: &Rect) -> (u64, u64) {
+        let (x0, y0) = (x + r.x as usize, y + r.y as usize);
+        let (x1, y1) = (x0 + r.w as usize, y0 + r.h as usize);
+        let w = self.w;
+        let s = self.sum[y1 * w + x1] as u64 + self.sum[y0 * w + x0] as u64
+            - self.sum[y0 * w + x1] as u64
+            - self.sum[y1 * w + x0] as u64;
+        let q = self.sq[y1 * w + x1] + self.sq[y0 * w + x0]
+            - self.sq[y0 * w + x1]
+            - self.sq[y1 * w + x0];
+        (s, q)
+    }
+}
+
+/// One search of one pattern in one area of one screen.
+struct Search<'a> {
+    pat: &'a Pattern,
+    screen: &'a RgbImage,
+    area: Rect,
+    /// Screen pyramid of the area: `levels[j]` for `j` in 1..=coarse (index 0
+    /// unused unless the coarse level is 0 itself).
+    levels: Vec<Option<Gray>>,
+    coarse: usize,
+}
+
+impl<'a> Search<'a> {
+    fn new(pat: &'a Pattern, screen: &'a RgbImage, area: Rect) -> Search<'a> {
+        let coarse = pat.coarse_level();
+        let mut levels: Vec<Option<Gray>> = vec![None; coarse + 1];
+        if coarse == 0 {
+            levels[0] = Some(Gray::from_rgb(screen, area));
+        } else {
+            let mut g = Gray::half_from_rgb(screen, area);
+            for j in 1..=coarse {
+                let next = (j < coarse).then(|| g.half());
+                levels[j] = Some(g);
+                match next {
+                    Some(n) => g = n,
+                    None => break,
+                }
+            }
+        }
+        Search {
+            pat,
+            screen,
+            area,
+            levels,
+            coarse,
+        }
+    }
+
+    /// A search that only looks at full resolution, near a known place.
+    fn new_warm(pat: &'a Pattern, screen: &'a RgbImage, area: Rect) -> Search<'a> {
+        Search {
+            pat,
+            screen,
+            area,
+            levels: vec![None],
+            coarse: 0,
+        }
+    }
+
+    /// NCC at every position of the coarse level; the local peaks, best
+    /// first: at most `max`, and those within [`CANDIDATE_SPREAD`] of the
+    /// best, or at least `floor` when given.
+    fn coarse_peaks(&self, max: usize, floor: Option<f32>) -> Vec<(usize, usize, f32)> {
+        let k = self.coarse;
+        let Some(g) = self.levels[k].as_ref() else {
+            return Vec::new();
+        };
+        let t = &self.pat.levels[k];
+        if g.w < t.w || g.h < t.h {
+            return Vec::new();
+        }
+        let (nx, ny) = (g.w - t.w + 1, g.h - t.h + 1);
+        let integral = Integral::new(g);
+        let mut scores = vec![0f32; nx * ny];
+        let mut acc = vec![0u32; nx];
+        for y in 0..ny {
+            acc.fill(0);
+            // Positions along a row share each reference pixel: multiply it
+            // into a contiguous run of screen pixels (vectorizes well).
+            for r in 0..t.h {
+                let srow = &g.px[(y + r) * g.w..(y + r + 1) * g.w];
+                let trow = &t.px[r * t.w..(r + 1) * t.w];
+                for (c, &tv) in trow.iter().enumerate() {
+                    if tv == 0 {
+                        continue;
+                    }
+                    let tv = tv as u32;
+                    for (a, &s) in acc.iter_mut().zip(&srow[c..c + nx]) {
+                        *a += tv * s as u32;
+                    }
+                }
+            }
+            let out = &mut scores[y * nx..(y + 1) * nx];
+            for (x, (o, &dot)) in out.iter_mut().zip(&acc).enumerate() {
+                let (mut s, mut q) = (0u64, 0u64);
+                for rect in &t.included {
+                    let (rs, rq) = integral.rect(x, y, rect);
+                    s += rs;
+                    q += rq;
+                }
+                *o = ncc_from_sums(t.n, dot as f64, t.sum, t.var_n, s, q);
+            }
+        }
+        let best = scores.iter().copied().fold(0f32, f32::max);
+        let cut = floor.unwrap_or(best - CANDIDATE_SPREAD);
+        let mut peaks = Vec::new();
+        for y in 0..ny {
+            for x in 0..nx {
+                let v = scores[y * nx + x];
+                if v < cut || v <= 0.0 {
+                    continue;
+                }
+                // A peak: no 8-neighbour higher (ties broken by order).
+                let mut peak = true;
+                'n: for dy in -1i64..=1 {
+                    for dx in -1i64..=1 {
+                        let (xx, yy) = (x as i64 + dx, y as i64 + dy);
+                        if (dx, dy) == (0, 0)
+                            || xx < 0
+                            || yy < 0
+                            || xx >= nx as i64
+                            || yy >= ny as i64
+                        {
+                            continue;
+                        }
+                        let o = scores[yy as usize * nx + xx as usize];
+                        if o > v || (o == v && (dy, dx) < (0, 0)) {
+                            peak = false;
+                            break 'n;
+                        }
+                    }
+                }
+                if peak {
+                    peaks.push((x, y, v));
+                }
+            }
+        }
+        peaks.sort_by(|a, b| b.2.total_cmp(&a.2));
+        peaks.truncate(max);
+        peaks
+    }
+
+    /// Follow coarse peaks down to full resolution, then score each in
+    /// colour too. Peaks that converge on one place are kept once.
+    fn refine(&self, peaks: Vec<(usize, usize, f32)>) -> Vec<Match> {
+        let mut cands: Vec<(usize, usize)> = peaks.into_iter().map(|(x, y, _)| (x, y)).collect();
+        for level in (0..self.coarse).rev() {
+            let mut next = Vec::with_capacity(cands.len());
+            for (x, y) in cands {
+                // The coarse peak can be a pixel off: look at 2p-2..2p+3.
+                let (x, y) = (2 * x as i64, 2 * y as i64);
+                if let Some((bx, by, _)) = self.best_in_window(level, x - 2, y - 2, x + 3, y + 3) {
+                    if !next.contains(&(bx, by)) {
+                        next.push((bx, by));
+                    }
+                }
+            }
+            cands = next;
+        }
+        cands.into_iter().map(|(x, y)| self.verify(x, y)).collect()
+    }
+
+    /// Gray NCC at full resolution of the window at `(x, y)` (area
+    /// coordinates) combined with its colour NCC.
+    fn verify(&self, x: usize, y: usize) -> Match {
+        let rect = Rect::new(
+            self.area.x + x as u32,
+            self.area.y + y as u32,
+            self.pat.width(),
+            self.pat.height(),
+        );
+        let gray = match self.best_in_window(0, x as i64, y as i64, x as i64, y as i64) {
+            Some((_, _, s)) => s,
+            None => 0.0,
+        };
+        let colour = if gray > 0.0 {
+            colour_ncc(self.pat, self.screen, rect)
+        } else {
+            0.0
+        };
+        Match {
+            rect,
+            score: gray.min(colour),
+        }
+    }
+
+    /// Best gray NCC at `level` for top-left corners in the inclusive window
+    /// `x0..=x1, y0..=y1` (clamped to valid positions).
+    fn best_in_window(
+        &self,
+        level: usize,
+        x0: i64,
+        y0: i64,
+        x1: i64,
+        y1: i64,
+    ) -> Option<(usize, usize, f32)> {
+        let t = &self.pat.levels[level];
+        let (gw, gh) = match &self.levels[level] {
+            Some(g) => (g.w, g.h),
+            None => (
+                (self.area.w >> level) as usize,
+                (self.area.h >> level) as usize,
+            ),
+        };
+        if gw < t.w || gh < t.h {
+            return None;
+        }
+        let x0 = x0.max(0) as usize;
+        let y0 = y0.max(0) as usize;
+        let x1 = (x1.max(0) as usize).min(gw - t.w);
+        let y1 = (y1.max(0) as usize).min(gh - t.h);
+        if x0 > x1 || y0 > y1 {
+            return None;
+        }
+        // Full resolution is cut out of the RGB frame only where needed.
+        let patch;
+        let (g, ox, oy) = match &self.levels[level] {
+            Some(g) => (g, 0, 0),
+            None => {
+                let r = Rect::new(
+                    self.area.x + x0 as u32,
+                    self.area.y + y0 as u32,
+                    (x1 - x0 + t.w) as u32,
+                    (y1 - y0 + t.h) as u32,
+                );
+                patch = Gray::from_rgb(self.screen, r);
+                (&patch, x0, y0)
+            }
+        };
+        let mut best: Option<(usize, usize, f32)> = None;
+        for y in y0..=y1 {
+            for x in x0..=x1 {
+                let s = window_ncc(t, g, x - ox, y - oy);
+                if best.is_none_or(|b| s > b.2) {
+                    best = Some((x, y, s));
+                }
+            }
+        }
+        best
+    }
+}
+
+/// Gray NCC of level `t` against `g` at `(x, y)`, all sums taken directly.
+fn window_ncc(t: &Level, g: &Gray, x: usize, y: usize) -> f32 {
+    let (mut dot, mut s, mut q) = (0u64, 0u64, 0u64);
+    for r in 0..t.h {
+        let srow = &g.px[(y + r) * g.w + x..][..t.w];
+        let trow = &t.px[r * t.w..(r + 1) * t.w];
+        let (mut d, mut rs, mut rq) = (0u32, 0u32, 0u32);
+        match &t.mask {
+            None => {
+                for (&a, &b) in trow.iter().zip(srow) {
+                    let b = b as u32;
+                    d += a as u32 * b;
+                    rs += b;
+                    rq += b * b;
+                }
+            }
+            Some(m) => {
+                let mrow = &m[r * t.w..(r + 1) * t.w];
+                for ((&a, &b), &k) in trow.iter().zip(srow).zip(mrow) {
+                    let b = b as u32 * k as u32;
+                    d += a as u32 * b;
+                    rs += b;
+                    rq += b * b;
+                }
+            }
+        }
+        dot += d as u64;
+        s += rs as u64;
+        q += rq as u64;
+    }
+    ncc_from_sums(t.n, dot as f64, t.sum, t.var_n, s, q)
+}
+
+/// Colour NCC: R, G and B values of the compared pixels as one vector,
+/// centred on one common mean, so a shift of one channel against the others
+/// (green turned red) is structure that has to correlate, while a uniform
+/// brightness change is forgiven as in gray NCC.
+fn colour_ncc(pat: &Pattern, screen: &RgbImage, rect: Rect) -> f32 {
+    let mask = pat.levels[0].mask.as_deref();
+    let (w, h) = (rect.w as usize, rect.h as usize);
+    let stride = screen.width() as usize * 3;
+    let raw = screen.as_raw();
+    let tr = pat.rgb.as_raw();
+    let (mut n, mut ts, mut tq, mut ss, mut sq, mut dot) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for y in 0..h {
+        let srow = &raw[(rect.y as usize + y) * stride + rect.x as usize * 3..][..w * 3];
+        let trow = &tr[y * w * 3..(y + 1) * w * 3];
+        for x in 0..w {
+            if mask.is_some_and(|m| m[y * w + x] == 0) {
+                continue;
+            }
+            for c in 0..3 {
+                let a = trow[3 * x + c] as u64;
+                let b = srow[3 * x + c] as u64;
+                ts += a;
+                tq += a * a;
+                ss += b;
+                sq += b * b;
+                dot += a * b;
+            }
+            n += 3;
+        }
+    }
+    let t_var_n = n as f64 * tq as f64 - (ts as f64) * (ts as f64);
+    ncc_from_sums(n, dot as f64, ts, t_var_n, ss, sq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    /// A deterministic, busy test screen: gradients plus pseudo-random
+    /// "text" so every window is distinct.
+    fn screen(w: u32, h: u32) -> RgbImage {
+        let mut state = 0x2545_f491_u32;
+        RgbImage::from_fn(w, h, |x, y| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let noise = (state % 97) as u8;
+            Rgb([
+                (x * 255 / w) as u8 / 2 + noise,
+                (y * 255 / h) as u8 / 2 + noise,
+                ((x + y) % 128) as u8 + noise,
+            ])
+        })
+    }
+
+    fn crop(img: &RgbImage, r: Rect) -> RgbImage {
+        image::imageops::crop_imm(img, r.x, r.y, r.w, r.h).to_image()
+    }
+
+    #[test]
+    fn exact_match_scores_one() {
+        let s = screen(320, 200);
+        let p = Pattern::new(crop(&s, Rect::new(101, 57, 40, 18)), &[]).unwrap();
+        let m = p.best(&s, None).unwrap();
+        assert_eq!(m.rect, Rect::new(101, 57, 40, 18));
+        assert!(m.score > 0.999, "{m:?}");
+    }
+
+    #[test]
+    fn shifted_match_is_found_where_it_moved() {
+        let s = screen(320, 200);
+        let p = Pattern::new(crop(&s, Rect::new(30, 40, 50, 20)), &[]).unwrap();
+        // Paste the same pixels elsewhere on a different screen.
+        let mut other = screen(300, 180);
+        image::imageops::replace(&mut other, p.image(), 213, 139);
+        let m = p.best(&other, None).unwrap();
+        assert_eq!((m.rect.x, m.rect.y), (213, 139));
+        assert!(m.score > 0.999, "{m:?}");
+        let warm = p.best_near(&other, None, (210, 141), 4).unwrap();
+        assert_eq!(warm, m);
+    }
+
+    #[test]
+    fn near_miss_scores_below_default_threshold() {
+        let s = screen(320, 200);
+        let r = Rect::new(60, 60, 48, 24);
+        let mut reference = crop(&s, r);
+        // One glyph drawn differently, the rest unchanged.
+        for y in 6..18 {
+            for x in 4..12 {
+                let p = reference.get_pixel_mut(x, y);
+                if (x / 3 + y / 4) % 2 == 0 {
+                    p.0 = p.0.map(|c| c.saturating_add(90));
+                }
+            }
+        }
+        let p = Pattern::new(reference, &[]).unwrap();
+        let m = p.best(&s, None).unwrap();
+        let at = p.best_near(&s, None, (60, 60), 0).unwrap();
+        assert_eq!(m.rect, r, "{m:?} {at:?}");
+        assert!(m.score < 0.95 && m.score > 0.5, "{m:?}");
+    }
+
+    #[test]
+    fn colour_only_difference_is_rejected() {
+        // A green row with white text and the same row in a red of the same
+        // luminance: gray NCC cannot tell them apart.
+        let row = |bg: Rgb<u8>| {
+            RgbImage::from_fn(90, 20, |x, y| {
+                if (4..16).contains(&y) && (x % 7 < 3) && x > 5 && x < 80 {
+                    Rgb([255, 255, 255])
+                } else {
+                    bg
+                }
+            })
+        };
+        let green = row(Rgb([0, 140, 70]));
+        let red = row(Rgb([200, 40, 56]));
+        let gl = |p: Rgb<u8>| luma(p[0], p[1], p[2]) >> 8;
+        assert_eq!(gl(Rgb([0, 140, 70])), gl(Rgb([200, 40, 56])));
+        let mut s = RgbImage::from_pixel(200, 100, Rgb([240, 240, 240]));
+        image::imageops::replace(&mut s, &red, 50, 40);
+        let p = Pattern::new(green, &[]).unwrap();
+        let m = p.best(&s, None).unwrap();
+        assert!(m.score < 0.95, "{m:?}");
+        let mut s2 = s.clone();
+        image::imageops::replace(&mut s2, p.image(), 50, 40);
+        assert!(p.best(&s2, None).unwrap().score > 0.999);
+    }
+
+    #[test]
+    fn excluded_regions_are_ignored() {
+        let s = screen(320, 200);
+        let r = Rect::new(80, 90, 60, 30);
+        let reference = crop(&s, r);
+        let mut changed = s.clone();
+        // A clock that ticked: different pixels in part of the area.
+        for y in 95..110 {
+            for x in 120..138 {
+                changed.put_pixel(x, y, Rgb([0, 0, 255]));
+            }
+        }
+        let plain = Pattern::new(reference.clone(), &[]).unwrap();
+        assert!(plain.best(&changed, None).unwrap().score < 0.95);
+        let masked = Pattern::new(reference, &[Rect::new(38, 3, 22, 17)]).unwrap();
+        let m = masked.best(&changed, None).unwrap();
+        assert_eq!(m.rect, r);
+        assert!(m.score > 0.999, "{m:?}");
+    }
+
+    #[test]
+    fn reference_larger_than_screen_is_an_error() {
+        let s = screen(64, 48);
+        let p = Pattern::new(screen(80, 20), &[]).unwrap();
+        assert!(matches!(
+            p.best(&s, None),
+            Err(MatchError::ReferenceTooLarge { .. })
+        ));
+        let small = Pattern::new(screen(20, 20), &[]).unwrap();
+        let err = small.best(&s, Some(Rect::new(50, 40, 20, 20))).unwrap_err();
+        assert!(matches!(err, MatchError::RegionOutside { .. }), "{err}");
+        let err = small.best(&s, Some(Rect::new(0, 0, 10, 40))).unwrap_err();
+        assert!(matches!(err, MatchError::ReferenceTooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn bad_references_are_errors() {
+        assert!(matches!(
+            Pattern::new(RgbImage::new(0, 5), &[]),
+            Err(MatchError::EmptyReference { .. })
+        ));
+        assert!(matches!(
+            Pattern::new(RgbImage::new(10, 5), &[Rect::new(5, 0, 6, 5)]),
+            Err(MatchError::ExcludedOutside { .. })
+        ));
+        assert!(matches!(
+            Pattern::new(RgbImage::new(10, 5), &[Rect::new(0, 0, 10, 5)]),
+            Err(MatchError::AllExcluded { .. })
+        ));
+    }
+
+    #[test]
+    fn region_limits_the_search() {
+        let s = screen(320, 200);
+        let p = Pattern::new(crop(&s, Rect::new(200, 120, 30, 16)), &[]).unwrap();
+        let m = p.best(&s, Some(Rect::new(150, 100, 120, 60))).unwrap();
+        assert_eq!(m.rect, Rect::new(200, 120, 30, 16));
+        let elsewhere = p.best(&s, Some(Rect::new(0, 0, 150, 100))).unwrap();
+        assert!(elsewhere.score < 0.95, "{elsewhere:?}");
+    }
+
+    #[test]
+    fn find_all_returns_every_copy() {
+        let icon = screen(24, 16);
+        let mut s = RgbImage::from_pixel(300, 200, Rgb([30, 30, 30]));
+        let spots = [(10, 10), (150, 20), (40, 170), (260, 100)];
+        for (x, y) in spots {
+            image::imageops::replace(&mut s, &icon, x, y);
+        }
+        let p = Pattern::new(icon, &[]).unwrap();
+        let mut found: Vec<(u32, u32)> = p
+            .find_all(&s, None, 0.95)
+            .unwrap()
+            .iter()
+            .map(|m| (m.rect.x, m.rect.y))
+            .collect();
+        found.sort();
+        let mut want: Vec<(u32, u32)> = spots.iter().map(|&(x, y)| (x as u32, y as u32)).collect();
+        want.sort();
+        assert_eq!(found, want);
+    }
+
+    #[test]
+    fn flat_reference_does_not_panic() {
+        let s = screen(100, 80);
+        let p = Pattern::new(RgbImage::from_pixel(10, 10, Rgb([9, 9, 9])), &[]).unwrap();
+        let m = p.best(&s, None).unwrap();
+        assert!((0.0..=1.0).contains(&m.score));
+    }
+
+    #[test]
+    fn mask_splits_into_disjoint_rects() {
+        let (w, h) = (6, 4);
+        let mut m = vec![1u8; w * h];
+        m[w + 2] = 0;
+        m[2 * w + 2] = 0;
+        let rects = mask_to_rects(&m, w, h);
+        let area: u32 = rects.iter().map(|r| r.w * r.h).sum();
+        assert_eq!(area, (w * h - 2) as u32);
+        for (i, a) in rects.iter().enumerate() {
+            for b in &rects[i + 1..] {
+                assert_eq!(a.overlap(b), 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Named states a scenario can start from, like the Tails suite's
+//! checkpoints: `Given a computer at checkpoint "NAME"` reaches NAME once per
+//! run (booting and driving the guest through its recipe, after reaching its
+//! parent checkpoint) and saves it; every later scenario that asks for it
+//! starts a fresh QEMU straight from the saved state (`-loadvm`) instead of
+//! booting.
+//!
+//! The saved states live in one qcow2 per vm-config in a run-wide folder
+//! (`tailor-checkpoints-<pid>-*` in the temp dir), removed after the run or,
+//! after a SIGKILL, by the next run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+use futures::FutureExt as _;
+use harness::derivative::markers;
+use harness::vm::{Vm, VmOptions};
+
+use crate::TailorWorld;
+
+type RecipeSteps = for<'a> fn(&'a mut TailorWorld) -> LocalBoxFuture<'a, anyhow::Result<()>>;
+
+/// How to reach a checkpoint from its parent (or from power-on).
+pub struct Recipe {
+    pub name: &'static str,
+    /// The vm-config it boots (name in `vm-configs/`).
+    pub config: &'static str,
+    pub parent: Option<&'static str>,
+    pub steps: RecipeSteps,
+}
+
+/// Every checkpoint the features may name.
+pub fn recipes() -> Vec<Recipe> {
+    vec![
+        Recipe {
+            name: "greeter",
+            config: "derivative",
+            parent: None,
+            steps: |world| {
+                async move {
+                    let vm = world.vm()?;
+                    vm.wait_serial(markers::GREETER_SHOWN, Duration::from_secs(90))
+                        .await?;
+                    world
+                        .guest()?
+                        .wait_ready(harness::wait::scaled(Duration::from_secs(60)))
+                        .await?;
+                    Ok(())
+                }
+                .boxed_local()
+            },
+        },
+        Recipe {
+            name: "smoke-shell",
+            config: "smoke",
+            parent: None,
+            steps: |world| {
+                async move {
+                    world
+                        .vm()?
+                        .wait_serial("TAILOR-SMOKE-SHELL", Duration::from_secs(90))
+                        .await?;
+                    Ok(())
+                }
+                .boxed_local()
+            },
+        },
+    ]
+}
+
+struct Store {
+    dir: tempfile::TempDir,
+    /// Saved checkpoints per vm-config.
+    saved: BTreeMap<String, BTreeSet<String>>,
+}
+
+static STORE: Mutex<Option<Store>> = Mutex::new(None);
+const PREFIX: &str = "tailor-checkpoints-";
+
+/// The run's checkpoint folder for a vm-config (created on first use).
+fn store_dir(config: &str) -> anyhow::Result<PathBuf> {
+    let mut store = STORE.lock().unwrap_or_else(|e| e.into_inner());
+    if store.is_none() {
+        remove_orphans(&std::env::temp_dir());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{PREFIX}{}-", std::process::id()))
+            .tempdir()?;
+        *store = Some(Store {
+            dir,
+            saved: BTreeMap::new(),
+        });
+    }
+    let dir = store.as_ref().expect("just set").dir.path().join(config);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn is_saved(config: &str, name: &str) -> bool {
+    STORE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(|s| s.saved.get(config).is_some_and(|set| set.contains(name)))
+}
+
+fn mark_saved(config: &str, name: &str) {
+    if let Some(store) = STORE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        store
+            .saved
+            .entry(config.into())
+            .or_default()
+            .insert(name.into());
+    }
+}
+
+/// Forget every checkpoint and remove their files (end of a run).
+pub fn clear() {
+    STORE.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
+
+fn remove_orphans(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(PREFIX)
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Put `world` at checkpoint `name`: restore it if this run saved it,
+/// else reach it (parent first) and save it.
+pub fn reach<'a>(
+    world: &'a mut TailorWorld,
+    name: &'a str,
+) -> LocalBoxFuture<'a, anyhow::Result<()>> {
+    async move {
+        let all = recipes();
+        let recipe = all.iter().find(|r| r.name == name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no checkpoint named `{name}`; known: {}",
+                all.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let config = world.settings.vm_config_for(recipe.config)?;
+        let dir = store_dir(recipe.config)?;
+        // Any VM of an earlier step goes first: one QEMU per store.
+        world.vm = None;
+        if is_saved(recipe.config, name) {
+            let options = VmOptions {
+                persistent_state: Some(dir),
+                start_from: Some(name.into()),
+                ..Default::default()
+            };
+            world.vm = Some(Vm::start(&config, options).await?);
+            return Ok(());
+        }
+        match recipe.parent {
+            Some(parent) => reach(world, parent).await?,
+            None => {
+                let options = VmOptions {
+                    persistent_state: Some(dir),
+                    ..Default::default()
+                };
+                world.vm = Some(Vm::start(&config, options).await?);
+            }
+        }
+        (recipe.steps)(world).await?;
+        world.vm()?.save_checkpoint(name).await?;
+        mark_saved(recipe.config, name);
+        Ok(())
+    }
+    .boxed_local()
+}
