@@ -8,6 +8,7 @@
 //! - [`process`]: every child in a guard that dies with the harness.
 //! - [`wait`]: one wait helper; every timeout scales with
 //!   `TAILOR_TIMEOUT_SCALE`.
+//! - [`net`]: the lab network, per-scenario captures, leak verdicts.
 //! - [`doctor`]: host checks for `tailor doctor`.
 //! - [`derivative`]: builds the reference derivative ISO (`tailor build-iso`)
 //!   from Debian packages, with customizations, cached by content.
@@ -21,6 +22,7 @@ pub mod derivative;
 pub mod doctor;
 pub mod guest;
 pub mod input;
+pub mod net;
 pub mod process;
 pub mod qmp;
 pub mod screen;

@@ -4,6 +4,7 @@
 mod build_iso;
 mod doctor;
 mod matching;
+mod pcap_check;
 mod run;
 mod screenshot;
 
@@ -27,6 +28,9 @@ pub enum Command {
     Screenshot(screenshot::ScreenshotArgs),
     /// Build the reference derivative ISO (optionally customized).
     BuildIso(build_iso::Args),
+    /// Judge a packet capture: only Tor, no DNS, no IPv6, spoofed MAC.
+    /// Exits 1 on a leak, 2 if the capture cannot be read.
+    PcapCheck(pcap_check::Args),
 }
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -35,6 +39,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Match(args) => matching::run_match(args),
         Command::Crop(args) => matching::run_crop(args),
         Command::Doctor => Ok(doctor::run()),
+        Command::PcapCheck(args) => pcap_check::run(args),
         Command::Run(args) => runtime()?.block_on(run::run(args)),
         Command::Screenshot(args) => runtime()?
             .block_on(screenshot::run(args))

@@ -1,0 +1,320 @@
+//! Synthetic captures: a pcap/pcapng writer and builders for the frames a
+//! guest sends. Used by the unit tests (captures written by the tests, not
+//! hand-typed bytes), the fuzzer's seed corpus and the benchmark's
+//! generator. Frames are built with `etherparse`'s `PacketBuilder` and
+//! written with `pcap-parser`'s serializer, so each side of the analyser is
+//! exercised by code it does not share.
+
+use std::borrow::Cow;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use etherparse::{Icmpv6Type, PacketBuilder};
+use pcap_parser::pcapng::{
+    EnhancedPacketBlock, InterfaceDescriptionBlock, OptionCode, PcapNGOption, SectionHeaderBlock,
+};
+use pcap_parser::{LegacyPcapBlock, Linktype, PcapHeader, ToVec};
+
+use super::analysis::{Format, MacAddr, Timestamp};
+
+/// Writes frames (Ethernet link type) as pcap with microsecond timestamps
+/// or as pcapng with nanosecond timestamps.
+pub struct CaptureWriter<W: Write> {
+    out: W,
+    format: Format,
+}
+
+fn gen_err<E: std::fmt::Debug>(e: E) -> io::Error {
+    io::Error::other(format!("serializing a capture block: {e:?}"))
+}
+
+impl<W: Write> CaptureWriter<W> {
+    /// Start a capture of `format`, writing its header(s) at once.
+    pub fn new(mut out: W, format: Format) -> io::Result<Self> {
+        match format {
+            Format::Pcap => {
+                let mut header = PcapHeader::new();
+                header.snaplen = 65_535;
+                out.write_all(&header.to_vec_raw().map_err(gen_err)?)?;
+            }
+            Format::PcapNg => {
+                let mut shb = SectionHeaderBlock {
+                    block_type: 0,
+                    block_len1: 0,
+                    bom: 0,
+                    major_version: 1,
+                    minor_version: 0,
+                    section_len: -1,
+                    options: Vec::new(),
+                    block_len2: 0,
+                };
+                out.write_all(&shb.to_vec().map_err(gen_err)?)?;
+                let mut idb = InterfaceDescriptionBlock {
+                    block_type: 0,
+                    block_len1: 0,
+                    linktype: Linktype::ETHERNET,
+                    reserved: 0,
+                    snaplen: 65_535,
+                    options: vec![PcapNGOption {
+                        code: OptionCode::IfTsresol,
+                        len: 1,
+                        value: Cow::Owned(vec![9, 0, 0, 0]),
+                    }],
+                    block_len2: 0,
+                    if_tsresol: 9,
+                    if_tsoffset: 0,
+                };
+                out.write_all(&idb.to_vec().map_err(gen_err)?)?;
+            }
+        }
+        Ok(CaptureWriter { out, format })
+    }
+
+    /// Append one frame captured at `ts`.
+    pub fn write(&mut self, ts: Timestamp, frame: &[u8]) -> io::Result<()> {
+        let bytes = match self.format {
+            Format::Pcap => LegacyPcapBlock {
+                ts_sec: ts.secs as u32,
+                ts_usec: ts.nanos / 1000,
+                caplen: frame.len() as u32,
+                origlen: frame.len() as u32,
+                data: frame,
+            }
+            .to_vec_raw(),
+            Format::PcapNg => {
+                let nanos = ts.as_nanos() as u64;
+                EnhancedPacketBlock {
+                    block_type: 0,
+                    block_len1: 0,
+                    if_id: 0,
+                    ts_high: (nanos >> 32) as u32,
+                    ts_low: nanos as u32,
+                    caplen: frame.len() as u32,
+                    origlen: frame.len() as u32,
+                    data: frame,
+                    options: Vec::new(),
+                    block_len2: 0,
+                }
+                .to_vec()
+            }
+        };
+        self.out.write_all(&bytes.map_err(gen_err)?)
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// Builds frames from one station (MAC), as a guest would send them.
+#[derive(Debug, Clone, Copy)]
+pub struct Station {
+    pub mac: MacAddr,
+    /// Destination MAC for unicast frames (the lab's bridge).
+    pub gateway_mac: MacAddr,
+}
+
+fn ip_builder(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: IpAddr,
+    dst: IpAddr,
+) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+    let eth = PacketBuilder::ethernet2(src_mac.0, dst_mac.0);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        (s, d) => eth.ipv6(v6(s).octets(), v6(d).octets(), 64),
+    }
+}
+
+fn v6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V6(a) => a,
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+    }
+}
+
+fn build(
+    step: impl FnOnce(&mut Vec<u8>) -> Result<(), etherparse::err::packet::BuildWriteError>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail for I/O reasons; a value error (e.g. a
+    // payload too large for IPv4) would be a bug in the caller's test data.
+    step(&mut out).expect("frame within IP limits");
+    out
+}
+
+impl Station {
+    pub fn new(mac: MacAddr, gateway_mac: MacAddr) -> Self {
+        Station { mac, gateway_mac }
+    }
+
+    /// A TCP segment (PSH/ACK) carrying `payload`.
+    pub fn tcp(&self, src: (IpAddr, u16), dst: (IpAddr, u16), payload: &[u8]) -> Vec<u8> {
+        let b = ip_builder(self.mac, self.gateway_mac, src.0, dst.0)
+            .tcp(src.1, dst.1, 1, 64_240)
+            .psh()
+            .ack(1);
+        build(|out| b.write(out, payload))
+    }
+
+    /// A TCP SYN.
+    pub fn tcp_syn(&self, src: (IpAddr, u16), dst: (IpAddr, u16)) -> Vec<u8> {
+        let b = ip_builder(self.mac, self.gateway_mac, src.0, dst.0)
+            .tcp(src.1, dst.1, 1, 64_240)
+            .syn();
+        build(|out| b.write(out, &[]))
+    }
+
+    pub fn udp(&self, src: (IpAddr, u16), dst: (IpAddr, u16), payload: &[u8]) -> Vec<u8> {
+        let b = ip_builder(self.mac, self.gateway_mac, src.0, dst.0).udp(src.1, dst.1);
+        build(|out| b.write(out, payload))
+    }
+
+    /// A DNS query for `names` (type A) over UDP.
+    pub fn dns_query(&self, src: (IpAddr, u16), server: (IpAddr, u16), names: &[&str]) -> Vec<u8> {
+        self.udp(src, server, &dns_query(names))
+    }
+
+    /// A DHCP DISCOVER from 0.0.0.0:68 to 255.255.255.255:67 (the BOOTP
+    /// body is not decoded by the analyser; its size is realistic).
+    pub fn dhcp_discover(&self) -> Vec<u8> {
+        let eth = PacketBuilder::ethernet2(self.mac.0, [0xff; 6]);
+        let b = eth.ipv4([0, 0, 0, 0], [255, 255, 255, 255], 64).udp(68, 67);
+        build(|out| b.write(out, &[0u8; 300]))
+    }
+
+    /// An ARP request for `target` from `sender`.
+    pub fn arp_request(&self, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        let arp = etherparse::ArpPacket::new(
+            etherparse::ArpHardwareId::ETHERNET,
+            etherparse::EtherType::IPV4,
+            etherparse::ArpOperation::REQUEST,
+            &self.mac.0,
+            &sender.octets(),
+            &[0; 6],
+            &target.octets(),
+        )
+        .expect("ethernet/IPv4 ARP sizes");
+        let b = PacketBuilder::ethernet2(self.mac.0, [0xff; 6]).arp(arp);
+        build(|out| b.write(out))
+    }
+
+    /// An ICMPv6 router solicitation from `src` to ff02::2.
+    pub fn router_solicitation(&self, src: Ipv6Addr) -> Vec<u8> {
+        let dst: Ipv6Addr = "ff02::2".parse().expect("literal");
+        let b = PacketBuilder::ethernet2(self.mac.0, [0x33, 0x33, 0, 0, 0, 2])
+            .ipv6(src.octets(), dst.octets(), 255)
+            .icmpv6(Icmpv6Type::Unknown {
+                type_u8: 133,
+                code_u8: 0,
+                bytes5to8: [0; 4],
+            });
+        build(|out| b.write(out, &[]))
+    }
+
+    /// An ICMPv4 echo request.
+    pub fn ping(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(self.mac.0, self.gateway_mac.0)
+            .ipv4(src.octets(), dst.octets(), 64)
+            .icmpv4_echo_request(1, 1);
+        build(|out| b.write(out, &[0u8; 56]))
+    }
+
+    /// The same TCP segment behind an 802.1Q tag.
+    pub fn tcp_vlan(
+        &self,
+        vlan: u16,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let eth = PacketBuilder::ethernet2(self.mac.0, self.gateway_mac.0)
+            .single_vlan(etherparse::VlanId::try_new(vlan).expect("VLAN id below 4095"));
+        let b = match (src.0, dst.0) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+            (s, d) => eth.ipv6(v6(s).octets(), v6(d).octets(), 64),
+        }
+        .tcp(src.1, dst.1, 1, 64_240)
+        .ack(1);
+        build(|out| b.write(out, payload))
+    }
+
+    /// A UDP datagram split into IPv4 fragments of at most `mtu_payload`
+    /// bytes of IP payload each (a multiple of 8), in order.
+    pub fn udp_fragments(
+        &self,
+        src: (Ipv4Addr, u16),
+        dst: (Ipv4Addr, u16),
+        payload: &[u8],
+        mtu_payload: usize,
+        id: u16,
+    ) -> Vec<Vec<u8>> {
+        let whole = {
+            let b = PacketBuilder::ipv4(src.0.octets(), dst.0.octets(), 64).udp(src.1, dst.1);
+            build(|out| b.write(out, payload))
+        };
+        // `whole` is an IPv4 packet; fragment its payload by hand (etherparse
+        // builds unfragmented packets only).
+        let ihl = usize::from(whole[0] & 0x0f) * 4;
+        let body = &whole[ihl..];
+        let step = mtu_payload / 8 * 8;
+        body.chunks(step.max(8))
+            .enumerate()
+            .map(|(i, chunk)| {
+                let offset = i * step.max(8);
+                let more = offset + chunk.len() < body.len();
+                let mut header = etherparse::Ipv4Header::new(
+                    chunk.len() as u16,
+                    64,
+                    etherparse::IpNumber::UDP,
+                    src.0.octets(),
+                    dst.0.octets(),
+                )
+                .expect("fragment below 64 KiB");
+                header.identification = id;
+                header.more_fragments = more;
+                header.fragment_offset = etherparse::IpFragOffset::try_new((offset / 8) as u16)
+                    .expect("offset in range");
+                header.header_checksum = header.calc_header_checksum();
+                let mut frame = Vec::new();
+                etherparse::Ethernet2Header {
+                    source: self.mac.0,
+                    destination: self.gateway_mac.0,
+                    ether_type: etherparse::EtherType::IPV4,
+                }
+                .write(&mut frame)
+                .expect("write to Vec");
+                header.write(&mut frame).expect("write to Vec");
+                frame.extend_from_slice(chunk);
+                frame
+            })
+            .collect()
+    }
+}
+
+/// A DNS query message asking for the A records of `names`.
+pub fn dns_query(names: &[&str]) -> Vec<u8> {
+    let mut packet = simple_dns::Packet::new_query(0x1234);
+    for name in names {
+        let Ok(qname) = simple_dns::Name::new(name) else {
+            continue;
+        };
+        packet.questions.push(simple_dns::Question::new(
+            qname,
+            simple_dns::TYPE::A.into(),
+            simple_dns::CLASS::IN.into(),
+            false,
+        ));
+    }
+    packet.build_bytes_vec().unwrap_or_default()
+}
+
+/// Write `frames` (with their times) into an in-memory capture.
+pub fn capture(format: Format, frames: &[(Timestamp, Vec<u8>)]) -> Vec<u8> {
+    let mut w = CaptureWriter::new(Vec::new(), format).expect("writing to a Vec");
+    for (ts, f) in frames {
+        w.write(*ts, f).expect("writing to a Vec");
+    }
+    w.into_inner()
+}
