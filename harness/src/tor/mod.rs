@@ -1,0 +1,769 @@
+//! A private Tor network of real `tor` daemons inside the lab namespace, and
+//! the web server that stands for "the Internet" behind its exits.
+//!
+//! The guest's Tor must really bootstrap, build circuits and reach a web
+//! server without the Internet. [`Network::start`] runs directory
+//! authorities (keys from `tor-gencert`), middle relays and exits, all on
+//! one lab address with `TestingTorNetwork 1` and fast voting (see
+//! `torrc.rs` and TOR-LAB-NOTES.md), and returns once every authority holds
+//! a consensus listing every relay. From that consensus come the traffic
+//! policy's allow-list ([`Network::or_endpoints`]) and from the layout the
+//! lines a client's torrc needs ([`Network::client_lines`]).
+//!
+//! Exits accept everything (`ExitPolicy accept *:*`); that is safe only
+//! because the lab has no route out, so `start` proves it has none before
+//! any daemon runs.
+//!
+//! Every daemon is a [`ChildGuard`] (process group, PDEATHSIG): dropping or
+//! [`Network::stop`]ping the network ends them all and waits until they are
+//! gone, and a SIGKILLed harness takes them with it. A new network on the
+//! same ports while the old daemons still exit would keep a guest at
+//! "Bootstrapped 95%".
+//!
+//! The run directory (one folder per daemon: `torrc`, `tor.log`, `data/`)
+//! belongs to the caller, who keeps it as an artifact on failure.
+//!
+//! ```no_run
+//! # async fn demo(netns: &std::path::Path, run: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+//! use harness::tor::{Network, NetworkSpec, WebServer};
+//! let addr = "10.203.0.1".parse()?;
+//! let network = Network::start(NetworkSpec::new(netns, addr, run.join("tor"))).await?;
+//! let web = WebServer::start(netns, "10.203.0.2:80".parse()?, &run.join("web")).await?;
+//! let allow_list = network.or_endpoints(); // for the capture policy
+//! let torrc_lines = network.client_lines(); // into the guest's torrc
+//! // ... the guest fetches web.url() through Tor ...
+//! let from_exits = web.requests()?.iter().all(|r| *r.source.ip() == network.address());
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod consensus;
+mod torrc;
+mod web;
+
+pub use client::{last_bootstrap, Client};
+pub use consensus::{Consensus, ParseError, Relay};
+pub use torrc::{client_lines, daemon_torrc, DirAuthority, Node, Role};
+pub use web::{parse_log, Request, WebServer};
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncWriteExt;
+
+use crate::process::{self, ChildGuard, Spec};
+use crate::wait::{self, Check};
+
+/// The size and place of a lab Tor network.
+#[derive(Debug, Clone)]
+pub struct NetworkSpec {
+    /// The lab namespace, `/run/netns/NAME` (or `/proc/PID/ns/net`).
+    pub netns: PathBuf,
+    /// The address every daemon binds to (the lab bridge's address).
+    pub address: Ipv4Addr,
+    /// Where each daemon's torrc, data and log go; created if missing.
+    pub run_dir: PathBuf,
+    /// Directory authorities (they also relay); at least 3.
+    pub authorities: usize,
+    /// Middle relays (no exit).
+    pub relays: usize,
+    /// Exit relays; at least 2.
+    pub exits: usize,
+    /// ORPorts are `first_or_port..`, one per daemon, authorities first.
+    pub first_or_port: u16,
+    /// The authorities' DirPorts are `first_dir_port..`.
+    pub first_dir_port: u16,
+    /// How long the first full consensus may take (scaled by
+    /// TAILOR_TIMEOUT_SCALE). Measured here: 10-20 s.
+    pub ready_timeout: Duration,
+}
+
+impl NetworkSpec {
+    /// 3 authorities, 2 middle relays, 2 exits; ORPorts 5000+, DirPorts 7000+.
+    pub fn new(netns: impl Into<PathBuf>, address: Ipv4Addr, run_dir: impl Into<PathBuf>) -> Self {
+        NetworkSpec {
+            netns: netns.into(),
+            address,
+            run_dir: run_dir.into(),
+            authorities: 3,
+            relays: 2,
+            exits: 2,
+            first_or_port: 5000,
+            first_dir_port: 7000,
+            ready_timeout: Duration::from_secs(90),
+        }
+    }
+
+    /// The daemons this spec describes, or why it cannot work.
+    pub fn layout(&self) -> Result<Vec<Node>, SpecError> {
+        if self.authorities < 3 {
+            return Err(SpecError::TooFewAuthorities {
+                got: self.authorities,
+            });
+        }
+        if self.exits < 2 {
+            return Err(SpecError::TooFewExits { got: self.exits });
+        }
+        let total = self.authorities + self.relays + self.exits;
+        let range = |first: u16, count: usize| -> Result<std::ops::Range<u32>, SpecError> {
+            let end = u32::from(first) + count as u32;
+            if first == 0 || end > u32::from(u16::MAX) + 1 {
+                return Err(SpecError::PortRange { first, count });
+            }
+            Ok(u32::from(first)..end)
+        };
+        let or_ports = range(self.first_or_port, total)?;
+        let dir_ports = range(self.first_dir_port, self.authorities)?;
+        if or_ports.start < dir_ports.end && dir_ports.start < or_ports.end {
+            return Err(SpecError::PortsOverlap {
+                or_ports: or_ports.clone(),
+                dir_ports,
+            });
+        }
+        let roles = std::iter::repeat_n(Role::Authority, self.authorities)
+            .chain(std::iter::repeat_n(Role::Relay, self.relays))
+            .chain(std::iter::repeat_n(Role::Exit, self.exits));
+        let mut counters = [0usize; 3];
+        Ok(roles
+            .zip(or_ports)
+            .map(|(role, or_port)| {
+                let n = &mut counters[role as usize];
+                let node = Node {
+                    nickname: format!("{}{n}", role.prefix()),
+                    role,
+                    address: self.address,
+                    or_port: or_port as u16,
+                    dir_port: (role == Role::Authority)
+                        .then(|| self.first_dir_port + *n as u16),
+                };
+                *n += 1;
+                node
+            })
+            .collect())
+    }
+}
+
+/// A [`NetworkSpec`] that cannot make a working network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("expected at least 3 directory authorities (fewer cannot outvote one bad vote), got {got}")]
+    TooFewAuthorities { got: usize },
+    #[error("expected at least 2 exits (scenarios need a choice of exit), got {got}")]
+    TooFewExits { got: usize },
+    #[error("{count} ports from {first} do not fit in 1..=65535")]
+    PortRange { first: u16, count: usize },
+    #[error("ORPorts {or_ports:?} overlap DirPorts {dir_ports:?}")]
+    PortsOverlap {
+        or_ports: std::ops::Range<u32>,
+        dir_ports: std::ops::Range<u32>,
+    },
+}
+
+/// Errors from the lab Tor network and its client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid Tor network layout")]
+    Spec(#[from] SpecError),
+    #[error("could not {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not enter the lab namespace {path} to check that it has no route out")]
+    Netns {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to start exits with `ExitPolicy accept *:*`: expected no route out of \
+         {netns}, but it has a route to {target}"
+    )]
+    RouteOut { netns: PathBuf, target: IpAddr },
+    #[error("`{command}` for {nickname} failed ({status}): {stderr}")]
+    KeyTool {
+        nickname: String,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("expected {expected} in {path}, saw {seen:?}")]
+    KeyFile {
+        path: PathBuf,
+        expected: &'static str,
+        seen: String,
+    },
+    #[error("could not start tor {nickname}")]
+    Spawn {
+        nickname: String,
+        #[source]
+        source: process::Error,
+    },
+    #[error("tor {nickname} exited ({status}); its log {log} ends with:\n{tail}")]
+    Exited {
+        nickname: String,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error(
+        "expected every authority to hold a consensus listing all {expected} relays; \
+         logs are under {run_dir}; {log} ends with:\n{tail}"
+    )]
+    NotReady {
+        expected: usize,
+        #[source]
+        timeout: wait::Timeout,
+        run_dir: PathBuf,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("the consensus in {path} is unreadable")]
+    Consensus {
+        path: PathBuf,
+        #[source]
+        source: ParseError,
+    },
+    #[error("expected every tor of the network gone after stop, but pids {pids:?} remain")]
+    Lingering { pids: Vec<u32> },
+    #[error("expected the lab Tor client to bootstrap; its log {log} ends with:\n{tail}")]
+    ClientNotBootstrapped {
+        #[source]
+        timeout: wait::Timeout,
+        log: PathBuf,
+        tail: String,
+    },
+}
+
+impl Error {
+    fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.to_owned();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// One running daemon of the network.
+#[derive(Debug)]
+struct Daemon {
+    node: Node,
+    fingerprint: String,
+    log: PathBuf,
+    data_dir: PathBuf,
+    guard: ChildGuard,
+}
+
+/// A running lab Tor network; see the module docs. Stops on drop.
+#[derive(Debug)]
+pub struct Network {
+    address: Ipv4Addr,
+    run_dir: PathBuf,
+    authorities: Vec<DirAuthority>,
+    daemons: Vec<Daemon>,
+    consensus: Option<Consensus>,
+    bring_up: Duration,
+}
+
+impl Network {
+    /// Lay out, key, start and wait for the network; see the module docs.
+    pub async fn start(spec: NetworkSpec) -> Result<Network, Error> {
+        let started = Instant::now();
+        let nodes = spec.layout()?;
+        check_no_route_out(&spec.netns)?;
+        let keyed = futures::future::try_join_all(
+            nodes
+                .iter()
+                .map(|node| make_keys(node, spec.run_dir.join(&node.nickname))),
+        )
+        .await?;
+        let authorities: Vec<DirAuthority> = keyed
+            .iter()
+            .filter_map(|(_, authority)| authority.clone())
+            .collect();
+        let mut network = Network {
+            address: spec.address,
+            run_dir: spec.run_dir.clone(),
+            authorities,
+            daemons: Vec::new(),
+            consensus: None,
+            bring_up: Duration::ZERO,
+        };
+        tracing::info!(
+            daemons = nodes.len(),
+            run_dir = %spec.run_dir.display(),
+            "keys ready after {:.1?}; starting the lab Tor network",
+            started.elapsed()
+        );
+        // Authorities first (the order of `nodes`), so relays find them.
+        for (node, (fingerprint, _)) in nodes.into_iter().zip(keyed) {
+            let dir = spec.run_dir.join(&node.nickname);
+            let data_dir = dir.join("data");
+            let torrc = dir.join("torrc");
+            std::fs::write(
+                &torrc,
+                daemon_torrc(&node, &data_dir, &network.authorities),
+            )
+            .map_err(Error::io("write", &torrc))?;
+            let log = dir.join("tor.log");
+            let guard = process::spawn(
+                Spec::new("tor")
+                    .arg("-f")
+                    .arg(&torrc)
+                    // No host-wide /etc/tor/torrc-defaults may change the lab.
+                    .args(["--defaults-torrc", "/nonexistent"])
+                    .netns(&spec.netns)
+                    .log(&log),
+            )
+            .map_err(|source| Error::Spawn {
+                nickname: node.nickname.clone(),
+                source,
+            })?;
+            network.daemons.push(Daemon {
+                node,
+                fingerprint,
+                log,
+                data_dir,
+                guard,
+            });
+        }
+        // On error `network` drops here and ends the daemons started so far.
+        let consensus = network.wait_for_consensus(spec.ready_timeout).await?;
+        network.consensus = Some(consensus);
+        network.bring_up = started.elapsed();
+        tracing::info!(
+            "lab Tor network ready after {:.1?}: {} relays in the consensus",
+            network.bring_up,
+            network.relays().len()
+        );
+        Ok(network)
+    }
+
+    // Each authority writes the consensus it serves to
+    // DATADIR/cached-consensus; reading those files needs no way into the
+    // namespace. Ready when every authority's lists every daemon, running
+    // and valid, and the exits flagged Exit (a client without an Exit in
+    // its consensus never builds an exit circuit).
+    async fn wait_for_consensus(&mut self, timeout: Duration) -> Result<Consensus, Error> {
+        let expected = self.daemons.len();
+        let result = wait::wait_until(
+            &format!("a consensus listing all {expected} lab relays on every authority"),
+            wait::scaled(timeout),
+            Duration::from_millis(250),
+            || {
+                let check = self.check_consensus();
+                async move { check }
+            },
+        )
+        .await;
+        match result {
+            Ok(consensus) => Ok(consensus),
+            Err(wait::WaitError::Fatal(e)) => Err(e),
+            Err(wait::WaitError::Timeout(timeout)) => {
+                let first = &self.daemons[0];
+                Err(Error::NotReady {
+                    expected,
+                    timeout,
+                    run_dir: self.run_dir.clone(),
+                    log: first.log.clone(),
+                    tail: process::tail_of_file(&first.log, 20),
+                })
+            }
+        }
+    }
+
+    fn check_consensus(&mut self) -> Check<Consensus, Error> {
+        for d in &mut self.daemons {
+            if let Some(status) = d.guard.try_wait() {
+                return Check::Fatal(Error::Exited {
+                    nickname: d.node.nickname.clone(),
+                    status: status.to_string(),
+                    log: d.log.clone(),
+                    tail: process::tail_of_file(&d.log, 20),
+                });
+            }
+        }
+        let mut first = None;
+        for auth in self.daemons.iter().filter(|d| d.node.role == Role::Authority) {
+            let path = auth.data_dir.join("cached-consensus");
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                return Check::NotYet(format!("{} has no consensus yet", auth.node.nickname));
+            };
+            let consensus = match Consensus::parse(&text) {
+                Ok(c) => c,
+                Err(source) => return Check::Fatal(Error::Consensus { path, source }),
+            };
+            let missing: Vec<&str> = self
+                .daemons
+                .iter()
+                .filter(|d| !listed_and_usable(&consensus, d))
+                .map(|d| d.node.nickname.as_str())
+                .collect();
+            if !missing.is_empty() {
+                return Check::NotYet(format!(
+                    "{}'s consensus of {} lacks (or has not yet flagged) {}",
+                    auth.node.nickname,
+                    consensus.valid_after,
+                    missing.join(", ")
+                ));
+            }
+            first.get_or_insert(consensus);
+        }
+        match first {
+            Some(c) => Check::Ready(c),
+            None => Check::NotYet("no authority".into()),
+        }
+    }
+
+    /// The relays of the consensus the network became ready with.
+    pub fn relays(&self) -> &[Relay] {
+        self.consensus
+            .as_ref()
+            .map(|c| c.relays.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Every consensus relay's (address, ORPort): what a Tor client may
+    /// connect to. This is the traffic policy's allow-list.
+    pub fn or_endpoints(&self) -> Vec<SocketAddrV4> {
+        self.relays()
+            .iter()
+            .map(|r| SocketAddrV4::new(r.address, r.or_port))
+            .collect()
+    }
+
+    /// The consensus the network became ready with.
+    pub fn consensus(&self) -> Option<&Consensus> {
+        self.consensus.as_ref()
+    }
+
+    /// The lines a client's torrc needs to use this network (the guest's
+    /// tor gets them before it starts).
+    pub fn client_lines(&self) -> Vec<String> {
+        client_lines(&self.authorities)
+    }
+
+    /// [`Network::client_lines`] as torrc text, one option per line.
+    pub fn client_torrc(&self) -> String {
+        self.client_lines()
+            .into_iter()
+            .map(|l| l + "\n")
+            .collect()
+    }
+
+    pub fn dir_authorities(&self) -> &[DirAuthority] {
+        &self.authorities
+    }
+
+    /// The address every daemon binds to; exit traffic leaves from it too.
+    pub fn address(&self) -> Ipv4Addr {
+        self.address
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// Every daemon's log, for artifacts.
+    pub fn logs(&self) -> Vec<PathBuf> {
+        self.daemons.iter().map(|d| d.log.clone()).collect()
+    }
+
+    /// The pids of the running daemons.
+    pub fn pids(&self) -> Vec<u32> {
+        self.daemons.iter().map(|d| d.guard.pid()).collect()
+    }
+
+    /// From `start` to a ready consensus.
+    pub fn bring_up_time(&self) -> Duration {
+        self.bring_up
+    }
+
+    /// End every daemon and wait until all are gone, so a next network can
+    /// reuse the ports at once.
+    pub fn stop(&mut self) -> Result<(), Error> {
+        if self.daemons.is_empty() {
+            return Ok(());
+        }
+        let pids = self.pids();
+        // SIGTERM all first: they exit in parallel instead of one by one.
+        for &pid in &pids {
+            if pid != 0 {
+                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+        }
+        for d in &mut self.daemons {
+            d.guard.stop(Duration::from_secs(10));
+        }
+        self.daemons.clear();
+        // The guards reaped their children, so a pid still in /proc is a
+        // process that escaped (or a reused pid, which a caller can tell).
+        let lingering: Vec<u32> = pids
+            .into_iter()
+            .filter(|p| *p != 0 && Path::new(&format!("/proc/{p}")).exists())
+            .collect();
+        if lingering.is_empty() {
+            tracing::info!("lab Tor network stopped");
+            Ok(())
+        } else {
+            Err(Error::Lingering { pids: lingering })
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+fn listed_and_usable(consensus: &Consensus, d: &Daemon) -> bool {
+    consensus.relay(&d.fingerprint).is_some_and(|r| {
+        r.address == d.node.address
+            && r.or_port == d.node.or_port
+            && r.has_flag("Running")
+            && r.has_flag("Valid")
+            && (d.node.role != Role::Exit || r.has_flag("Exit"))
+    })
+}
+
+/// Prove that the namespace routes nowhere outside the lab: a connected UDP
+/// socket makes the kernel look up a route without sending a packet. Run on
+/// a short-lived thread because `setns` moves only the calling thread.
+pub fn check_no_route_out(netns: &Path) -> Result<(), Error> {
+    let targets: [IpAddr; 2] = [
+        Ipv4Addr::new(1, 1, 1, 1).into(),
+        "2606:4700:4700::1111"
+            .parse::<std::net::Ipv6Addr>()
+            .map(IpAddr::from)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9))),
+    ];
+    let netns_err = |source| Error::Netns {
+        path: netns.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(netns).map_err(netns_err)?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| netns_err(e.into()))?;
+            for target in targets {
+                let local: SocketAddr = match target {
+                    IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+                    IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+                };
+                // No socket (IPv6 disabled) or no route: both mean isolated.
+                let routed = UdpSocket::bind(local)
+                    .and_then(|s| s.connect((target, 53)))
+                    .is_ok();
+                if routed {
+                    return Err(Error::RouteOut {
+                        netns: netns.to_owned(),
+                        target,
+                    });
+                }
+            }
+            Ok(())
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(netns_err(std::io::Error::other(
+                "the route check thread panicked",
+            )))
+        })
+    })
+}
+
+/// Make a daemon's identity keys (and an authority's v3 keys) and return
+/// its relay fingerprint and, for an authority, its `DirAuthority` entry.
+/// Runs on the host: no network is needed to make keys.
+async fn make_keys(node: &Node, dir: PathBuf) -> Result<(String, Option<DirAuthority>), Error> {
+    let data = dir.join("data");
+    let keys = data.join("keys");
+    std::fs::create_dir_all(&keys).map_err(Error::io("create", &keys))?;
+    // tor refuses a DataDirectory others can read; it would fix it itself
+    // but warns on every start.
+    set_private(&data)?;
+    set_private(&keys)?;
+    let mut v3ident = None;
+    if let Some(dir_port) = node.dir_port {
+        let cert = keys.join("authority_certificate");
+        let args = vec![
+            "--create-identity-key".to_owned(),
+            "-m".into(),
+            "12".into(),
+            "-a".into(),
+            format!("{}:{dir_port}", node.address),
+            "-i".into(),
+            keys.join("authority_identity_key").display().to_string(),
+            "-s".into(),
+            keys.join("authority_signing_key").display().to_string(),
+            "-c".into(),
+            cert.display().to_string(),
+            "--passphrase-fd".into(),
+            "0".into(),
+        ];
+        // An empty passphrase on stdin: the lab's keys need no protection.
+        run_tool(&node.nickname, "tor-gencert", &args, b"\n").await?;
+        v3ident = Some(read_key_line(&cert, "fingerprint ", "a `fingerprint` line")?);
+    }
+    let args = vec![
+        "--list-fingerprint".to_owned(),
+        "--defaults-torrc".into(),
+        "/nonexistent".into(),
+        "--ignore-missing-torrc".into(),
+        "-f".into(),
+        "/nonexistent".into(),
+        "--DataDirectory".into(),
+        data.display().to_string(),
+        "--ORPort".into(),
+        format!("{}:{}", node.address, node.or_port),
+        "--Address".into(),
+        node.address.to_string(),
+        "--Nickname".into(),
+        node.nickname.clone(),
+    ];
+    run_tool(&node.nickname, "tor", &args, b"").await?;
+    let fingerprint_file = data.join("fingerprint");
+    let line = read_key_line(&fingerprint_file, "", "`NICKNAME FINGERPRINT`")?;
+    let fingerprint = match line.split_once(' ') {
+        Some((_, f)) if f.len() == 40 && f.bytes().all(|b| b.is_ascii_hexdigit()) => f.to_owned(),
+        _ => {
+            return Err(Error::KeyFile {
+                path: fingerprint_file,
+                expected: "`NICKNAME FINGERPRINT` with 40 hex digits",
+                seen: line,
+            })
+        }
+    };
+    let authority = v3ident.map(|v3ident| DirAuthority {
+        nickname: node.nickname.clone(),
+        address: node.address,
+        or_port: node.or_port,
+        dir_port: node.dir_port.unwrap_or_default(),
+        v3ident,
+        fingerprint: fingerprint.clone(),
+    });
+    Ok((fingerprint, authority))
+}
+
+fn set_private(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(Error::io("restrict", dir))
+}
+
+/// The first line of `path` starting with `prefix`, without the prefix.
+fn read_key_line(path: &Path, prefix: &str, expected: &'static str) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(Error::io("read", path))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(|v| v.trim().to_owned())
+        .ok_or_else(|| Error::KeyFile {
+            path: path.to_owned(),
+            expected,
+            seen: text.lines().next().unwrap_or_default().to_owned(),
+        })
+}
+
+/// Run a short key tool to completion, feeding `stdin`.
+async fn run_tool(nickname: &str, program: &str, args: &[String], stdin: &[u8]) -> Result<(), Error> {
+    let command = format!("{program} {}", args.join(" "));
+    let tool_err = |status: String, stderr: String| Error::KeyTool {
+        nickname: nickname.to_owned(),
+        command: command.clone(),
+        status,
+        stderr,
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            let hint = process::install_hint(program);
+            tool_err("not started".into(), format!("{e} (install it: {hint})"))
+        })?;
+    if let Some(mut input) = child.stdin.take() {
+        // A tool that does not read stdin closes it early; that is fine.
+        let _ = input.write_all(stdin).await;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| tool_err("not waited for".into(), e.to_string()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        // tor writes its complaints to stdout, tor-gencert to stderr.
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tail: Vec<&str> = text.lines().rev().take(10).collect();
+        Err(tool_err(
+            out.status.to_string(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> NetworkSpec {
+        NetworkSpec::new("/run/netns/x", Ipv4Addr::new(10, 203, 0, 1), "/tmp/x")
+    }
+
+    #[test]
+    fn default_layout_numbers_ports_and_nicknames() {
+        let nodes = spec().layout().unwrap();
+        let summary: Vec<(String, u16, Option<u16>)> = nodes
+            .iter()
+            .map(|n| (n.nickname.clone(), n.or_port, n.dir_port))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("auth0".into(), 5000, Some(7000)),
+                ("auth1".into(), 5001, Some(7001)),
+                ("auth2".into(), 5002, Some(7002)),
+                ("relay0".into(), 5003, None),
+                ("relay1".into(), 5004, None),
+                ("exit0".into(), 5005, None),
+                ("exit1".into(), 5006, None),
+            ]
+        );
+        assert_eq!(nodes.iter().filter(|n| n.role == Role::Exit).count(), 2);
+    }
+
+    #[test]
+    fn layout_refuses_what_cannot_work() {
+        let mut s = spec();
+        s.authorities = 2;
+        assert_eq!(s.layout(), Err(SpecError::TooFewAuthorities { got: 2 }));
+        let mut s = spec();
+        s.exits = 1;
+        assert_eq!(s.layout(), Err(SpecError::TooFewExits { got: 1 }));
+        let mut s = spec();
+        s.first_or_port = 65533;
+        assert!(matches!(s.layout(), Err(SpecError::PortRange { .. })));
+        let mut s = spec();
+        s.first_dir_port = 5004;
+        assert!(matches!(s.layout(), Err(SpecError::PortsOverlap { .. })));
+    }
+}
