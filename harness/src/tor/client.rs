@@ -93,7 +93,7 @@ impl Client {
             Ok(()) => Ok(start.elapsed()),
             Err(wait::WaitError::Fatal(e)) => Err(e),
             Err(wait::WaitError::Timeout(timeout)) => Err(Error::ClientNotBootstrapped {
-                timeout,
+                timeout: Box::new(timeout),
                 tail: process::tail_of_file(&self.log, 20),
                 log: self.log.clone(),
             }),

@@ -201,9 +201,7 @@ r fake AAECAwQFBgcICQoLDA0ODxAREhM x 2026-11-25 08:39:59 10.203.0.9 1 0
         assert_eq!(a.address, Ipv4Addr::new(10, 203, 0, 1));
         assert_eq!((a.or_port, a.dir_port), (5000, Some(7000)));
         assert!(a.has_flag("Authority") && !a.has_flag("Exit"));
-        let e = c
-            .relay("000102030405060708090a0b0c0d0e0f10111213")
-            .unwrap();
+        let e = c.relay("000102030405060708090a0b0c0d0e0f10111213").unwrap();
         assert_eq!((e.or_port, e.dir_port), (5010, None));
         assert!(e.has_flag("Exit"));
         assert_eq!(e.exit_policy.as_deref(), Some("accept 1-65535"));
@@ -215,7 +213,10 @@ r fake AAECAwQFBgcICQoLDA0ODxAREhM x 2026-11-25 08:39:59 10.203.0.9 1 0
             Consensus::parse("<html>404</html>"),
             Err(ParseError::NotAConsensus { .. })
         ));
-        assert!(matches!(Consensus::parse(""), Err(ParseError::NotAConsensus { .. })));
+        assert!(matches!(
+            Consensus::parse(""),
+            Err(ParseError::NotAConsensus { .. })
+        ));
         let vote = SAMPLE.replace("vote-status consensus", "vote-status vote");
         assert!(matches!(
             Consensus::parse(&vote),

@@ -137,8 +137,7 @@ impl NetworkSpec {
                     role,
                     address: self.address,
                     or_port: or_port as u16,
-                    dir_port: (role == Role::Authority)
-                        .then(|| self.first_dir_port + *n as u16),
+                    dir_port: (role == Role::Authority).then(|| self.first_dir_port + *n as u16),
                 };
                 *n += 1;
                 node
@@ -150,7 +149,9 @@ impl NetworkSpec {
 /// A [`NetworkSpec`] that cannot make a working network.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
-    #[error("expected at least 3 directory authorities (fewer cannot outvote one bad vote), got {got}")]
+    #[error(
+        "expected at least 3 directory authorities (fewer cannot outvote one bad vote), got {got}"
+    )]
     TooFewAuthorities { got: usize },
     #[error("expected at least 2 exits (scenarios need a choice of exit), got {got}")]
     TooFewExits { got: usize },
@@ -219,7 +220,7 @@ pub enum Error {
     NotReady {
         expected: usize,
         #[source]
-        timeout: wait::Timeout,
+        timeout: Box<wait::Timeout>,
         run_dir: PathBuf,
         log: PathBuf,
         tail: String,
@@ -235,7 +236,7 @@ pub enum Error {
     #[error("expected the lab Tor client to bootstrap; its log {log} ends with:\n{tail}")]
     ClientNotBootstrapped {
         #[source]
-        timeout: wait::Timeout,
+        timeout: Box<wait::Timeout>,
         log: PathBuf,
         tail: String,
     },
@@ -308,11 +309,8 @@ impl Network {
             let dir = spec.run_dir.join(&node.nickname);
             let data_dir = dir.join("data");
             let torrc = dir.join("torrc");
-            std::fs::write(
-                &torrc,
-                daemon_torrc(&node, &data_dir, &network.authorities),
-            )
-            .map_err(Error::io("write", &torrc))?;
+            std::fs::write(&torrc, daemon_torrc(&node, &data_dir, &network.authorities))
+                .map_err(Error::io("write", &torrc))?;
             let log = dir.join("tor.log");
             let guard = process::spawn(
                 Spec::new("tor")
@@ -371,7 +369,7 @@ impl Network {
                 let first = &self.daemons[0];
                 Err(Error::NotReady {
                     expected,
-                    timeout,
+                    timeout: Box::new(timeout),
                     run_dir: self.run_dir.clone(),
                     log: first.log.clone(),
                     tail: process::tail_of_file(&first.log, 20),
@@ -392,7 +390,11 @@ impl Network {
             }
         }
         let mut first = None;
-        for auth in self.daemons.iter().filter(|d| d.node.role == Role::Authority) {
+        for auth in self
+            .daemons
+            .iter()
+            .filter(|d| d.node.role == Role::Authority)
+        {
             let path = auth.data_dir.join("cached-consensus");
             let Ok(text) = std::fs::read_to_string(&path) else {
                 return Check::NotYet(format!("{} has no consensus yet", auth.node.nickname));
@@ -453,10 +455,7 @@ impl Network {
 
     /// [`Network::client_lines`] as torrc text, one option per line.
     pub fn client_torrc(&self) -> String {
-        self.client_lines()
-            .into_iter()
-            .map(|l| l + "\n")
-            .collect()
+        self.client_lines().into_iter().map(|l| l + "\n").collect()
     }
 
     pub fn dir_authorities(&self) -> &[DirAuthority] {
@@ -615,7 +614,11 @@ async fn make_keys(node: &Node, dir: PathBuf) -> Result<(String, Option<DirAutho
         ];
         // An empty passphrase on stdin: the lab's keys need no protection.
         run_tool(&node.nickname, "tor-gencert", &args, b"\n").await?;
-        v3ident = Some(read_key_line(&cert, "fingerprint ", "a `fingerprint` line")?);
+        v3ident = Some(read_key_line(
+            &cert,
+            "fingerprint ",
+            "a `fingerprint` line",
+        )?);
     }
     let args = vec![
         "--list-fingerprint".to_owned(),
@@ -677,7 +680,12 @@ fn read_key_line(path: &Path, prefix: &str, expected: &'static str) -> Result<St
 }
 
 /// Run a short key tool to completion, feeding `stdin`.
-async fn run_tool(nickname: &str, program: &str, args: &[String], stdin: &[u8]) -> Result<(), Error> {
+async fn run_tool(
+    nickname: &str,
+    program: &str,
+    args: &[String],
+    stdin: &[u8],
+) -> Result<(), Error> {
     let command = format!("{program} {}", args.join(" "));
     let tool_err = |status: String, stderr: String| Error::KeyTool {
         nickname: nickname.to_owned(),

@@ -62,7 +62,12 @@ impl DirAuthority {
     pub fn line(&self) -> String {
         format!(
             "DirAuthority {} orport={} no-v2 v3ident={} {}:{} {}",
-            self.nickname, self.or_port, self.v3ident, self.address, self.dir_port, self.fingerprint
+            self.nickname,
+            self.or_port,
+            self.v3ident,
+            self.address,
+            self.dir_port,
+            self.fingerprint
         )
     }
 }
@@ -184,7 +189,10 @@ mod tests {
         assert_eq!(lines[0], "TestingTorNetwork 1");
         assert!(lines.contains(&"ClientRejectInternalAddresses 0".to_owned()));
         assert_eq!(
-            lines.iter().filter(|l| l.starts_with("DirAuthority ")).count(),
+            lines
+                .iter()
+                .filter(|l| l.starts_with("DirAuthority "))
+                .count(),
             3
         );
     }

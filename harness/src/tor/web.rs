@@ -41,7 +41,7 @@ pub enum Error {
     NotListening {
         address: SocketAddrV4,
         #[source]
-        timeout: wait::Timeout,
+        timeout: Box<wait::Timeout>,
         log: PathBuf,
         tail: String,
     },
@@ -156,7 +156,7 @@ impl WebServer {
             Err(wait::WaitError::Fatal(e)) => Err(e),
             Err(wait::WaitError::Timeout(timeout)) => Err(Error::NotListening {
                 address,
-                timeout,
+                timeout: Box::new(timeout),
                 tail: process::tail_of_file(&log, 20),
                 log,
             }),
