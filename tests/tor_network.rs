@@ -250,7 +250,9 @@ async fn fetch_through_the_lab_network_arrives_from_an_exit() {
 
     client.stop();
     drop(web);
+    let stopping = std::time::Instant::now();
     ok(network.stop(), "stopping the network");
+    eprintln!("network stopped in {:.1?}", stopping.elapsed());
     let needle = dir.display().to_string();
     assert_eq!(
         processes_mentioning(&needle),
@@ -260,6 +262,63 @@ async fn fetch_through_the_lab_network_arrives_from_an_exit() {
     let ns_path = ns.path();
     drop(ns);
     assert!(!ns_path.exists(), "{} still exists", ns_path.display());
+    remove_on_success(&dir);
+}
+
+/// What `Network::start` writes is a config tor accepts, for every role
+/// (tor checks more than the unit tests can: option names, log domains,
+/// voting timings).
+#[test]
+fn every_role_torrc_passes_tor_verify_config() {
+    use harness::tor::{client_lines, daemon_torrc, DirAuthority, Node, Role};
+    let dir = run_dir("verify");
+    let auths: Vec<DirAuthority> = (0..3)
+        .map(|i| DirAuthority {
+            nickname: format!("auth{i}"),
+            address: RELAYS,
+            or_port: 5000 + i,
+            dir_port: 7000 + i,
+            v3ident: format!("{:040X}", i + 1),
+            fingerprint: format!("{:040X}", i + 100),
+        })
+        .collect();
+    let mut torrcs: Vec<(String, String)> = [Role::Authority, Role::Relay, Role::Exit]
+        .into_iter()
+        .map(|role| {
+            let node = Node {
+                nickname: format!("{}0", role.prefix()),
+                role,
+                address: RELAYS,
+                or_port: 5010,
+                dir_port: (role == Role::Authority).then_some(7010),
+            };
+            let data = dir.join(&node.nickname);
+            (node.nickname.clone(), daemon_torrc(&node, &data, &auths))
+        })
+        .collect();
+    let mut client = client_lines(&auths).join("\n");
+    client.push_str(&format!(
+        "\nDataDirectory {}\nSocksPort 9050\n",
+        dir.join("client").display()
+    ));
+    torrcs.push(("client".into(), client));
+    for (name, text) in torrcs {
+        let path = dir.join(format!("{name}.torrc"));
+        ok(std::fs::write(&path, &text), "write torrc");
+        let out = ok(
+            Command::new("tor")
+                .args(["--verify-config", "--defaults-torrc", "/nonexistent", "-f"])
+                .arg(&path)
+                .output(),
+            "run tor --verify-config",
+        );
+        assert!(
+            out.status.success(),
+            "tor rejects the {name} torrc (kept in {}):\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     remove_on_success(&dir);
 }
 
@@ -389,6 +448,15 @@ async fn a_namespace_with_a_route_out_is_refused() {
         &["-n", n, "route", "add", "default", "via", "192.0.2.1"],
     );
     let dir = run_dir("routed");
+    std::fs::write(dir.join("leftover"), "").unwrap();
+    let err = Network::start(NetworkSpec::new(ns.path(), RELAYS, dir.clone()))
+        .await
+        .expect_err("a used run directory must be refused");
+    assert!(
+        matches!(err, harness::tor::Error::RunDirNotEmpty { .. }),
+        "{}",
+        chain(&err)
+    );
     let err = Network::start(NetworkSpec::new(ns.path(), RELAYS, dir.join("tor")))
         .await
         .expect_err("a network in a routed namespace must be refused");

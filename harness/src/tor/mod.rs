@@ -65,7 +65,8 @@ pub struct NetworkSpec {
     pub netns: PathBuf,
     /// The address every daemon binds to (the lab bridge's address).
     pub address: Ipv4Addr,
-    /// Where each daemon's torrc, data and log go; created if missing.
+    /// Where each daemon's torrc, data and log go; created if missing, and
+    /// must be empty if it exists.
     pub run_dir: PathBuf,
     /// Directory authorities (they also relay); at least 3.
     pub authorities: usize,
@@ -176,6 +177,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("expected a new or empty run directory, but {path} has files of an earlier run")]
+    RunDirNotEmpty { path: PathBuf },
     #[error("could not enter the lab namespace {path} to check that it has no route out")]
     Netns {
         path: PathBuf,
@@ -214,8 +217,8 @@ pub enum Error {
         tail: String,
     },
     #[error(
-        "expected every authority to hold a consensus listing all {expected} relays; \
-         logs are under {run_dir}; {log} ends with:\n{tail}"
+        "expected all {expected} lab relays bootstrapped and listed in every authority's \
+         consensus; logs are under {run_dir}; {log} ends with:\n{tail}"
     )]
     NotReady {
         expected: usize,
@@ -279,6 +282,13 @@ impl Network {
     pub async fn start(spec: NetworkSpec) -> Result<Network, Error> {
         let started = Instant::now();
         let nodes = spec.layout()?;
+        // Keys and a cached consensus left by an earlier network would pass
+        // for this one's.
+        if std::fs::read_dir(&spec.run_dir).is_ok_and(|mut d| d.next().is_some()) {
+            return Err(Error::RunDirNotEmpty {
+                path: spec.run_dir.clone(),
+            });
+        }
         check_no_route_out(&spec.netns)?;
         let keyed = futures::future::try_join_all(
             nodes
@@ -345,15 +355,17 @@ impl Network {
         Ok(network)
     }
 
-    // Each authority writes the consensus it serves to
-    // DATADIR/cached-consensus; reading those files needs no way into the
-    // namespace. Ready when every authority's lists every daemon, running
-    // and valid, and the exits flagged Exit (a client without an Exit in
-    // its consensus never builds an exit circuit).
+    // Ready when every daemon has bootstrapped (an exit without a
+    // consensus of its own refused a client's first streams: "Have tried
+    // resolving or connecting to address ... at 3 different places") and
+    // every authority's consensus lists every daemon, running and valid,
+    // exits with an exit policy. Each authority writes the consensus it
+    // serves to DATADIR/cached-consensus, and each daemon logs its
+    // bootstrap: reading files needs no way into the namespace.
     async fn wait_for_consensus(&mut self, timeout: Duration) -> Result<Consensus, Error> {
         let expected = self.daemons.len();
         let result = wait::wait_until(
-            &format!("a consensus listing all {expected} lab relays on every authority"),
+            &format!("all {expected} lab relays bootstrapped and in every authority's consensus"),
             wait::scaled(timeout),
             Duration::from_millis(250),
             || {
@@ -366,7 +378,15 @@ impl Network {
             Ok(consensus) => Ok(consensus),
             Err(wait::WaitError::Fatal(e)) => Err(e),
             Err(wait::WaitError::Timeout(timeout)) => {
-                let first = &self.daemons[0];
+                // Quote the first daemon still bootstrapping, else auth0.
+                let first = self
+                    .daemons
+                    .iter()
+                    .find(|d| {
+                        let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+                        last_bootstrap(&log) != Some(100)
+                    })
+                    .unwrap_or(&self.daemons[0]);
                 Err(Error::NotReady {
                     expected,
                     timeout: Box::new(timeout),
@@ -388,6 +408,21 @@ impl Network {
                     tail: process::tail_of_file(&d.log, 20),
                 });
             }
+        }
+        let behind: Vec<String> = self
+            .daemons
+            .iter()
+            .filter_map(|d| {
+                let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+                match last_bootstrap(&log) {
+                    Some(100) => None,
+                    Some(p) => Some(format!("{} at {p}%", d.node.nickname)),
+                    None => Some(format!("{} not started", d.node.nickname)),
+                }
+            })
+            .collect();
+        if !behind.is_empty() {
+            return Check::NotYet(format!("bootstrapping: {}", behind.join(", ")));
         }
         let mut first = None;
         for auth in self
@@ -532,7 +567,11 @@ fn listed_and_usable(consensus: &Consensus, d: &Daemon) -> bool {
             && r.or_port == d.node.or_port
             && r.has_flag("Running")
             && r.has_flag("Valid")
-            && (d.node.role != Role::Exit || r.has_flag("Exit"))
+            // TestingDirAuthVoteExit flags every relay Exit; what makes a
+            // client pick one for a stream is its policy summary.
+            && (d.node.role != Role::Exit
+                || r.has_flag("Exit")
+                    && r.exit_policy.as_deref().is_some_and(|p| p.starts_with("accept")))
     })
 }
 

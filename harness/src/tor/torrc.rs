@@ -112,7 +112,9 @@ pub fn daemon_torrc(node: &Node, data_dir: &Path, authorities: &[DirAuthority]) 
     line(&format!("ORPort {}:{}", node.address, node.or_port));
     line("SocksPort 0");
     line("RunAsDaemon 0");
-    line("Log notice stdout");
+    if node.role != Role::Exit {
+        line("Log notice stdout");
+    }
     line("SafeLogging 0");
     line("ContactInfo tailor-lab@localhost");
     // A relay waits 30 s for circuits to drain on SIGTERM by default; the
@@ -151,6 +153,9 @@ pub fn daemon_torrc(node: &Node, data_dir: &Path, authorities: &[DirAuthority]) 
             // Exit traffic leaves from the relays' address, so the web
             // server's log tells a request through Tor from a direct one.
             line(&format!("OutboundBindAddressExit {}", node.address));
+            // Why a stream was refused (exit policy, connect error) is
+            // logged at info in the edge domain.
+            line("Log [edge]info notice stdout");
         }
     }
     t
