@@ -166,6 +166,14 @@ async fn fetch_through_the_lab_network_arrives_from_an_exit() {
         return;
     }
     let _one = ONE_NETWORK_AT_A_TIME.lock().await;
+    // TAILOR_LOG=harness=info shows the bring-up phases.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TAILOR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
     let ns = TestNetns::create("fetch");
     let dir = run_dir("fetch");
     eprintln!("run directory (kept on failure): {}", dir.display());

@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 
@@ -264,6 +264,8 @@ struct Daemon {
     log: PathBuf,
     data_dir: PathBuf,
     guard: ChildGuard,
+    /// Sent SIGHUP once the consensus existed (see `check_consensus`).
+    nudged: bool,
 }
 
 /// A running lab Tor network; see the module docs. Stops on drop.
@@ -275,6 +277,8 @@ pub struct Network {
     daemons: Vec<Daemon>,
     consensus: Option<Consensus>,
     bring_up: Duration,
+    started: Instant,
+    consensus_complete: bool,
 }
 
 impl Network {
@@ -307,6 +311,8 @@ impl Network {
             daemons: Vec::new(),
             consensus: None,
             bring_up: Duration::ZERO,
+            started,
+            consensus_complete: false,
         };
         tracing::info!(
             daemons = nodes.len(),
@@ -341,6 +347,7 @@ impl Network {
                 log,
                 data_dir,
                 guard,
+                nudged: false,
             });
         }
         // On error `network` drops here and ends the daemons started so far.
@@ -355,13 +362,11 @@ impl Network {
         Ok(network)
     }
 
-    // Ready when every daemon has bootstrapped (an exit without a
-    // consensus of its own refused a client's first streams: "Have tried
-    // resolving or connecting to address ... at 3 different places") and
-    // every authority's consensus lists every daemon, running and valid,
-    // exits with an exit policy. Each authority writes the consensus it
-    // serves to DATADIR/cached-consensus, and each daemon logs its
-    // bootstrap: reading files needs no way into the namespace.
+    // Ready when every authority's consensus lists every daemon, running
+    // and valid, exits with an exit policy, and every daemon has
+    // bootstrapped from it. Each authority writes the consensus it serves
+    // to DATADIR/cached-consensus and each daemon logs its bootstrap:
+    // reading files needs no way into the namespace.
     async fn wait_for_consensus(&mut self, timeout: Duration) -> Result<Consensus, Error> {
         let expected = self.daemons.len();
         let result = wait::wait_until(
@@ -409,21 +414,6 @@ impl Network {
                 });
             }
         }
-        let behind: Vec<String> = self
-            .daemons
-            .iter()
-            .filter_map(|d| {
-                let log = std::fs::read_to_string(&d.log).unwrap_or_default();
-                match last_bootstrap(&log) {
-                    Some(100) => None,
-                    Some(p) => Some(format!("{} at {p}%", d.node.nickname)),
-                    None => Some(format!("{} not started", d.node.nickname)),
-                }
-            })
-            .collect();
-        if !behind.is_empty() {
-            return Check::NotYet(format!("bootstrapping: {}", behind.join(", ")));
-        }
         let mut first = None;
         for auth in self
             .daemons
@@ -454,9 +444,52 @@ impl Network {
             }
             first.get_or_insert(consensus);
         }
-        match first {
-            Some(c) => Check::Ready(c),
-            None => Check::NotYet("no authority".into()),
+        let Some(consensus) = first else {
+            return Check::NotYet("no authority".into());
+        };
+        if !self.consensus_complete {
+            self.consensus_complete = true;
+            tracing::info!(
+                "consensus valid after {} lists all {} relays, {:.1?} after start",
+                consensus.valid_after,
+                self.daemons.len(),
+                self.started.elapsed()
+            );
+        }
+        let mut behind = Vec::new();
+        for d in &mut self.daemons {
+            let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+            match last_bootstrap(&log) {
+                Some(100) => {}
+                progress => {
+                    // Relays asked for a consensus before the first existed,
+                    // got 404s and back off exponentially (one waited 9 s).
+                    // SIGHUP makes tor reset those failures and fetch at
+                    // once; only after it logged progress, since SIGHUP
+                    // kills a tor that has not yet installed its handlers.
+                    if progress.is_some() && !d.nudged {
+                        d.nudged = true;
+                        tracing::debug!(nickname = %d.node.nickname, "SIGHUP: the consensus exists now");
+                        let _ = kill(Pid::from_raw(d.guard.pid() as i32), Signal::SIGHUP);
+                    }
+                    behind.push(format!(
+                        "{} at {}%",
+                        d.node.nickname,
+                        progress.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        if behind.is_empty() {
+            Check::Ready(consensus)
+        } else {
+            // An exit without a consensus of its own refused a client's
+            // first streams ("Have tried resolving or connecting to address
+            // ... at 3 different places"): wait for every daemon.
+            Check::NotYet(format!(
+                "consensus complete; bootstrapping: {}",
+                behind.join(", ")
+            ))
         }
     }
 
