@@ -78,6 +78,10 @@ pub struct NetworkSpec {
     pub first_or_port: u16,
     /// The authorities' DirPorts are `first_dir_port..`.
     pub first_dir_port: u16,
+    /// Where identity keys are kept between runs (making them took 3-13 s
+    /// here, most of a bring-up's spare time). `None` makes fresh keys every
+    /// time. Stable keys also keep the client lines the same across runs.
+    pub key_cache: Option<PathBuf>,
     /// How long the first full consensus may take (scaled by
     /// TAILOR_TIMEOUT_SCALE). Measured here: 10-20 s.
     pub ready_timeout: Duration,
@@ -95,6 +99,7 @@ impl NetworkSpec {
             exits: 2,
             first_or_port: 5000,
             first_dir_port: 7000,
+            key_cache: default_key_cache(),
             ready_timeout: Duration::from_secs(90),
         }
     }
@@ -145,6 +150,19 @@ impl NetworkSpec {
             })
             .collect())
     }
+}
+
+/// `TAILOR_TOR_KEY_CACHE`, else `$XDG_CACHE_HOME/tailor/tor-keys`, else
+/// `~/.cache/tailor/tor-keys`; `None` without a home.
+pub fn default_key_cache() -> Option<PathBuf> {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("TAILOR_TOR_KEY_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("tailor/tor-keys")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/tailor/tor-keys")))
 }
 
 /// A [`NetworkSpec`] that cannot make a working network.
@@ -294,11 +312,13 @@ impl Network {
             });
         }
         check_no_route_out(&spec.netns)?;
-        let keyed = futures::future::try_join_all(
-            nodes
-                .iter()
-                .map(|node| make_keys(node, spec.run_dir.join(&node.nickname))),
-        )
+        let keyed = futures::future::try_join_all(nodes.iter().map(|node| {
+            make_keys(
+                node,
+                spec.run_dir.join(&node.nickname),
+                spec.key_cache.as_deref(),
+            )
+        }))
         .await?;
         let authorities: Vec<DirAuthority> = keyed
             .iter()
@@ -655,10 +675,16 @@ pub fn check_no_route_out(netns: &Path) -> Result<(), Error> {
     })
 }
 
-/// Make a daemon's identity keys (and an authority's v3 keys) and return
-/// its relay fingerprint and, for an authority, its `DirAuthority` entry.
-/// Runs on the host: no network is needed to make keys.
-async fn make_keys(node: &Node, dir: PathBuf) -> Result<(String, Option<DirAuthority>), Error> {
+/// Give a daemon its identity keys (and an authority its v3 keys), from
+/// `cache` when it holds fresh ones for this node, else made with the tools
+/// (and then stored there). Returns its relay fingerprint and, for an
+/// authority, its `DirAuthority` entry. Runs on the host: making keys needs
+/// no network.
+async fn make_keys(
+    node: &Node,
+    dir: PathBuf,
+    cache: Option<&Path>,
+) -> Result<(String, Option<DirAuthority>), Error> {
     let data = dir.join("data");
     let keys = data.join("keys");
     std::fs::create_dir_all(&keys).map_err(Error::io("create", &keys))?;
@@ -666,9 +692,99 @@ async fn make_keys(node: &Node, dir: PathBuf) -> Result<(String, Option<DirAutho
     // but warns on every start.
     set_private(&data)?;
     set_private(&keys)?;
-    let mut v3ident = None;
+    let entry = cache.map(|c| c.join(cache_entry_name(node)));
+    match &entry {
+        Some(entry) if cache_entry_is_fresh(entry, node) => {
+            copy_files(&entry.join("keys"), &keys)?;
+            copy_files(entry, &data)?;
+        }
+        _ => {
+            generate_keys(node, &data).await?;
+            if let Some(entry) = &entry {
+                store_in_cache(&data, entry, node);
+            }
+        }
+    }
+    read_identity(node, &data)
+}
+
+/// Where a node's keys live in the cache: they are bound to its nickname
+/// and, for an authority, to the address in its certificate.
+fn cache_entry_name(node: &Node) -> String {
+    format!(
+        "{}-{}-{}-{}",
+        node.nickname,
+        node.address,
+        node.or_port,
+        node.dir_port.unwrap_or_default()
+    )
+}
+
+/// The authority certificate lasts 12 months (`tor-gencert -m 12`);
+/// regenerate well before that.
+const CERT_REUSE: Duration = Duration::from_secs(300 * 24 * 3600);
+
+fn cache_entry_is_fresh(entry: &Path, node: &Node) -> bool {
+    let fingerprint_ok = std::fs::read_to_string(entry.join("fingerprint"))
+        .is_ok_and(|t| t.split_whitespace().nth(1).is_some_and(|f| f.len() == 40));
+    let identity_ok = entry.join("keys/secret_id_key").is_file();
+    let cert_ok = node.dir_port.is_none()
+        || std::fs::metadata(entry.join("keys/authority_certificate"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < CERT_REUSE);
+    fingerprint_ok && identity_ok && cert_ok
+}
+
+/// Copy the regular files of `from` into `to` (modes kept: keys stay 0600).
+fn copy_files(from: &Path, to: &Path) -> Result<(), Error> {
+    for entry in std::fs::read_dir(from).map_err(Error::io("read", from))? {
+        let entry = entry.map_err(Error::io("read", from))?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            let target = to.join(entry.file_name());
+            std::fs::copy(entry.path(), &target).map_err(Error::io("copy keys to", &target))?;
+        }
+    }
+    Ok(())
+}
+
+/// Best effort: a cache that cannot be written only costs time next run.
+/// The entry appears whole or not at all (rename), so parallel runs never
+/// read half of one.
+fn store_in_cache(data: &Path, entry: &Path, node: &Node) {
+    let Some(cache) = entry.parent() else { return };
+    let tmp = cache.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        entry.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let result = (|| -> Result<(), Error> {
+        std::fs::create_dir_all(tmp.join("keys")).map_err(Error::io("create", &tmp))?;
+        set_private(cache)?;
+        set_private(&tmp)?;
+        copy_files(&data.join("keys"), &tmp.join("keys"))?;
+        let fingerprint = data.join("fingerprint");
+        std::fs::copy(&fingerprint, tmp.join("fingerprint"))
+            .map_err(Error::io("copy", &fingerprint))?;
+        // A stale entry goes; a fresh one another run stored meanwhile
+        // stays (the rename then fails and this copy is dropped).
+        if !cache_entry_is_fresh(entry, node) {
+            let _ = std::fs::remove_dir_all(entry);
+        }
+        std::fs::rename(&tmp, entry).map_err(Error::io("rename into", entry))
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        tracing::debug!("not caching tor keys: {e}");
+    }
+}
+
+/// Run `tor-gencert` (authorities) and `tor --list-fingerprint`, which
+/// makes the relay identity and writes DATADIR/fingerprint.
+async fn generate_keys(node: &Node, data: &Path) -> Result<(), Error> {
+    let keys = data.join("keys");
     if let Some(dir_port) = node.dir_port {
-        let cert = keys.join("authority_certificate");
         let args = vec![
             "--create-identity-key".to_owned(),
             "-m".into(),
@@ -680,17 +796,12 @@ async fn make_keys(node: &Node, dir: PathBuf) -> Result<(String, Option<DirAutho
             "-s".into(),
             keys.join("authority_signing_key").display().to_string(),
             "-c".into(),
-            cert.display().to_string(),
+            keys.join("authority_certificate").display().to_string(),
             "--passphrase-fd".into(),
             "0".into(),
         ];
         // An empty passphrase on stdin: the lab's keys need no protection.
         run_tool(&node.nickname, "tor-gencert", &args, b"\n").await?;
-        v3ident = Some(read_key_line(
-            &cert,
-            "fingerprint ",
-            "a `fingerprint` line",
-        )?);
     }
     let args = vec![
         "--list-fingerprint".to_owned(),
@@ -708,7 +819,11 @@ async fn make_keys(node: &Node, dir: PathBuf) -> Result<(String, Option<DirAutho
         "--Nickname".into(),
         node.nickname.clone(),
     ];
-    run_tool(&node.nickname, "tor", &args, b"").await?;
+    run_tool(&node.nickname, "tor", &args, b"").await
+}
+
+/// The relay fingerprint (and an authority's entry) from a keyed data dir.
+fn read_identity(node: &Node, data: &Path) -> Result<(String, Option<DirAuthority>), Error> {
     let fingerprint_file = data.join("fingerprint");
     let line = read_key_line(&fingerprint_file, "", "`NICKNAME FINGERPRINT`")?;
     let fingerprint = match line.split_once(' ') {
@@ -721,14 +836,21 @@ async fn make_keys(node: &Node, dir: PathBuf) -> Result<(String, Option<DirAutho
             })
         }
     };
-    let authority = v3ident.map(|v3ident| DirAuthority {
-        nickname: node.nickname.clone(),
-        address: node.address,
-        or_port: node.or_port,
-        dir_port: node.dir_port.unwrap_or_default(),
-        v3ident,
-        fingerprint: fingerprint.clone(),
-    });
+    let authority = match node.dir_port {
+        Some(dir_port) => Some(DirAuthority {
+            nickname: node.nickname.clone(),
+            address: node.address,
+            or_port: node.or_port,
+            dir_port,
+            v3ident: read_key_line(
+                &data.join("keys/authority_certificate"),
+                "fingerprint ",
+                "a `fingerprint` line",
+            )?,
+            fingerprint: fingerprint.clone(),
+        }),
+        None => None,
+    };
     Ok((fingerprint, authority))
 }
 
@@ -829,6 +951,26 @@ mod tests {
             ]
         );
         assert_eq!(nodes.iter().filter(|n| n.role == Role::Exit).count(), 2);
+    }
+
+    #[test]
+    fn key_cache_entries_are_fresh_only_when_complete() {
+        let nodes = spec().layout().unwrap();
+        let (auth, relay) = (&nodes[0], &nodes[3]);
+        assert_eq!(cache_entry_name(auth), "auth0-10.203.0.1-5000-7000");
+        assert_eq!(cache_entry_name(relay), "relay0-10.203.0.1-5003-0");
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("e");
+        assert!(!cache_entry_is_fresh(&entry, relay));
+        std::fs::create_dir_all(entry.join("keys")).unwrap();
+        std::fs::write(entry.join("keys/secret_id_key"), "k").unwrap();
+        std::fs::write(entry.join("fingerprint"), "relay0 short\n").unwrap();
+        assert!(!cache_entry_is_fresh(&entry, relay), "bad fingerprint");
+        std::fs::write(entry.join("fingerprint"), format!("relay0 {:040X}\n", 7)).unwrap();
+        assert!(cache_entry_is_fresh(&entry, relay));
+        assert!(!cache_entry_is_fresh(&entry, auth), "no certificate");
+        std::fs::write(entry.join("keys/authority_certificate"), "c").unwrap();
+        assert!(cache_entry_is_fresh(&entry, auth));
     }
 
     #[test]
