@@ -209,6 +209,14 @@ async fn fetch_through_the_lab_network_arrives_from_an_exit() {
             .map(|p| SocketAddrV4::new(RELAYS, p))
             .collect::<Vec<_>>()
     );
+    let mut dirs = network.dir_endpoints();
+    dirs.sort();
+    assert_eq!(
+        dirs,
+        (7000..7003)
+            .map(|p| SocketAddrV4::new(RELAYS, p))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(
         network
             .client_lines()

@@ -5,14 +5,15 @@
 //! server without the Internet. [`Network::start`] runs directory
 //! authorities (keys from `tor-gencert`), middle relays and exits, all on
 //! one lab address with `TestingTorNetwork 1` and fast voting (see
-//! `torrc.rs` and TOR-LAB-NOTES.md), and returns once every authority holds
-//! a consensus listing every relay. From that consensus come the traffic
-//! policy's allow-list ([`Network::or_endpoints`]) and from the layout the
-//! lines a client's torrc needs ([`Network::client_lines`]).
+//! `torrc.rs` and TOR-LAB-NOTES.md), and returns once every authority's
+//! consensus lists every relay and every relay has bootstrapped from it
+//! (13-31 s here; see BENCHMARKS.md). From that consensus come the traffic
+//! policy's allow-list ([`Network::or_endpoints`]); from the layout come
+//! the lines a client's torrc needs ([`Network::client_lines`]).
 //!
 //! Exits accept everything (`ExitPolicy accept *:*`); that is safe only
-//! because the lab has no route out, so `start` proves it has none before
-//! any daemon runs.
+//! because the lab has no route out, so `start` proves it has none
+//! ([`check_no_route_out`]) before any daemon runs.
 //!
 //! Every daemon is a [`ChildGuard`] (process group, PDEATHSIG): dropping or
 //! [`Network::stop`]ping the network ends them all and waits until they are
@@ -21,7 +22,23 @@
 //! "Bootstrapped 95%".
 //!
 //! The run directory (one folder per daemon: `torrc`, `tor.log`, `data/`)
-//! belongs to the caller, who keeps it as an artifact on failure.
+//! belongs to the caller, who keeps it as an artifact on failure. Identity
+//! keys are kept between runs in [`default_key_cache`] (making them is the
+//! slowest part of a bring-up on a loaded host); `key_cache: None` makes
+//! fresh ones.
+//!
+//! What the guest steps use:
+//! - "Given the Tor network is running": [`Network::start`] and
+//!   [`WebServer::start`], once per run (shared by its scenarios); the
+//!   guest may boot meanwhile (`start` is async).
+//! - before the guest's tor starts: write [`Network::client_torrc`] into
+//!   its torrc.
+//! - "When I fetch {string} through Tor in the guest": the body must equal
+//!   [`WebServer::page`] when the URL is [`WebServer::url`].
+//! - "Then all Internet traffic has only flowed through Tor": the capture
+//!   policy allows [`Network::or_endpoints`] (plus DHCP/ARP), and every
+//!   [`WebServer::requests`] entry comes from [`Network::address`] (the
+//!   exits' address), none from the guest's.
 //!
 //! ```no_run
 //! # async fn demo(netns: &std::path::Path, run: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -527,6 +544,16 @@ impl Network {
         self.relays()
             .iter()
             .map(|r| SocketAddrV4::new(r.address, r.or_port))
+            .collect()
+    }
+
+    /// The authorities' (address, DirPort). Clients of tor 0.4.9 fetch
+    /// directory documents over ORPorts, so the guest should never use
+    /// these; a policy may still list them.
+    pub fn dir_endpoints(&self) -> Vec<SocketAddrV4> {
+        self.relays()
+            .iter()
+            .filter_map(|r| Some(SocketAddrV4::new(r.address, r.dir_port?)))
             .collect()
     }
 
