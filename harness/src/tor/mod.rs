@@ -56,12 +56,12 @@
 mod client;
 mod consensus;
 mod torrc;
-mod web;
+pub mod web;
 
 pub use client::{last_bootstrap, Client};
 pub use consensus::{Consensus, ParseError, Relay};
 pub use torrc::{client_lines, daemon_torrc, DirAuthority, Node, Role};
-pub use web::{parse_log, Request, WebServer};
+pub use web::{parse_log, Error as WebError, Request, WebServer};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};

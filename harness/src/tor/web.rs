@@ -99,6 +99,17 @@ impl WebServer {
         let index = root.join("index.html");
         std::fs::write(&index, &page).map_err(prepare(&index))?;
         let log = dir.join("httpd.log");
+        // The log is appended to; requests of an earlier server must not
+        // count as this one's.
+        match std::fs::remove_file(&log) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Prepare {
+                    path: log,
+                    source: e,
+                })
+            }
+            _ => {}
+        }
         let guard = process::spawn(
             Spec::new("busybox")
                 .args(["httpd", "-f", "-vv", "-p"])
