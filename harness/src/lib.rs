@@ -26,6 +26,6 @@ pub mod input;
 pub mod process;
 pub mod qmp;
 pub mod screen;
-pub mod vm;
 pub mod tor;
+pub mod vm;
 pub mod wait;
