@@ -13,6 +13,8 @@
 //! - [`derivative`]: builds the reference derivative ISO (`tailor build-iso`)
 //!   from Debian packages, with customizations, cached by content.
 //! - [`guest`]: a shell into the guest through the QEMU Guest Agent.
+//! - [`tor`]: a private Tor network of real daemons in the lab namespace,
+//!   its consensus as the traffic allow-list, and the lab web server.
 //!
 //! ```
 //! use harness::input::keymap::parse_combo;
@@ -26,5 +28,6 @@ pub mod net;
 pub mod process;
 pub mod qmp;
 pub mod screen;
+pub mod tor;
 pub mod vm;
 pub mod wait;

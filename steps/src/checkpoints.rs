@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt as _;
 use harness::derivative::markers;
-use harness::vm::{Vm, VmOptions};
+use harness::vm::VmOptions;
 
 use crate::TailorWorld;
 
@@ -163,7 +163,7 @@ pub fn reach<'a>(
                 start_from: Some(name.into()),
                 ..Default::default()
             };
-            world.vm = Some(Vm::start(&config, options).await?);
+            world.start_vm(&config, options).await?;
             return Ok(());
         }
         match recipe.parent {
@@ -173,7 +173,7 @@ pub fn reach<'a>(
                     persistent_state: Some(dir),
                     ..Default::default()
                 };
-                world.vm = Some(Vm::start(&config, options).await?);
+                world.start_vm(&config, options).await?;
             }
         }
         (recipe.steps)(world).await?;

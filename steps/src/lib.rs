@@ -5,9 +5,11 @@
 //! Step files, one per domain:
 //! - [`vm_steps`]: boot, keyboard, mouse, screen, serial, checkpoints.
 //! - [`guest_steps`]: commands in the guest through its agent.
+//! - [`lab_steps`]: the lab, its Tor network and web server, traffic checks.
 
 pub mod checkpoints;
 pub mod guest_steps;
+pub mod lab_steps;
 pub mod report;
 pub mod runner;
 pub mod shard;

@@ -192,6 +192,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
         })
         .await;
     crate::checkpoints::clear();
+    crate::lab_steps::teardown().await;
     let records = records.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let summary = RunSummary {
         passed: records.final_outcomes().filter(|s| !s.failed()).count(),

@@ -6,15 +6,14 @@ use std::time::Duration;
 use anyhow::Context;
 use cucumber::{given, then, when};
 use harness::screen::simple::{self, Reference};
-use harness::vm::{Vm, VmOptions};
+use harness::vm::VmOptions;
 
 use crate::TailorWorld;
 
 #[given(expr = "the computer boots from {string}")]
 async fn boots_from(world: &mut TailorWorld, name: String) -> anyhow::Result<()> {
     let config = world.settings.vm_config_for(&name)?;
-    world.vm = Some(Vm::start(&config, VmOptions::default()).await?);
-    Ok(())
+    world.start_vm(&config, VmOptions::default()).await
 }
 
 #[given(expr = "a computer at checkpoint {string}")]

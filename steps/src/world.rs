@@ -78,6 +78,11 @@ pub struct TailorWorld {
     pub scenario_dir: PathBuf,
     /// The last command run in the guest.
     pub last_exec: Option<harness::guest::ExecResult>,
+    /// The running capture of a VM on the lab.
+    pub capture: Option<harness::net::capture::Capture>,
+    /// The stopped capture, analysed, and its file.
+    pub analysis: Option<harness::net::analysis::Analysis>,
+    pub pcap: Option<PathBuf>,
 }
 
 impl TailorWorld {
@@ -86,6 +91,9 @@ impl TailorWorld {
             vm: None,
             last_match: None,
             last_exec: None,
+            capture: None,
+            analysis: None,
+            pcap: None,
             scenario_dir: settings().artifacts.clone(),
             settings: settings().clone(),
         }
@@ -119,6 +127,10 @@ impl TailorWorld {
     /// screen, serial and QEMU logs) and say where it is.
     pub async fn end_scenario(&mut self, finished: &cucumber::event::ScenarioFinished) {
         use cucumber::event::ScenarioFinished;
+        // Close the capture file whatever happened: it is evidence.
+        if let (Some(capture), Some(vm)) = (self.capture.take(), self.vm.as_ref()) {
+            let _ = capture.stop(vm.qmp()).await;
+        }
         let failed = matches!(
             finished,
             ScenarioFinished::StepFailed(..) | ScenarioFinished::BeforeHookFailed(_)
@@ -154,6 +166,25 @@ impl TailorWorld {
             "==================== artifacts of the failed scenario ====================\n{}\n==========================================================================",
             dir.display()
         );
+    }
+
+    /// Start a VM for `config`: on the lab (with a capture into the
+    /// scenario's folder) when its network is "lab".
+    pub async fn start_vm(
+        &mut self,
+        config: &harness::vm::VmConfig,
+        mut options: harness::vm::VmOptions,
+    ) -> anyhow::Result<()> {
+        self.vm = None;
+        let on_lab = config.network == harness::vm::Network::Lab;
+        if on_lab {
+            options.lab = Some(crate::lab_steps::lab_attachment().await?);
+        }
+        self.vm = Some(harness::vm::Vm::start(config, options).await?);
+        if on_lab {
+            self.start_capture().await?;
+        }
+        Ok(())
     }
 
     /// The running VM, or an error that says which step is missing.
