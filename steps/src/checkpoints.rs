@@ -54,6 +54,41 @@ pub fn recipes() -> Vec<Recipe> {
             },
         },
         Recipe {
+            name: "lab-greeter",
+            config: "derivative-lab",
+            parent: None,
+            steps: |world| {
+                async move {
+                    let vm = world.vm()?;
+                    vm.wait_serial(markers::GREETER_SHOWN, Duration::from_secs(90))
+                        .await?;
+                    world
+                        .guest()?
+                        .wait_ready(harness::wait::scaled(Duration::from_secs(60)))
+                        .await?;
+                    Ok(())
+                }
+                .boxed_local()
+            },
+        },
+        Recipe {
+            name: "tor-ready",
+            config: "derivative-lab",
+            parent: Some("lab-greeter"),
+            steps: |world| {
+                async move {
+                    crate::lab_steps::ensure_tor().await?;
+                    crate::lab_steps::start_with_lab_tor(world).await?;
+                    world
+                        .vm()?
+                        .wait_serial(markers::TOR_READY, Duration::from_secs(180))
+                        .await?;
+                    Ok(())
+                }
+                .boxed_local()
+            },
+        },
+        Recipe {
             name: "smoke-shell",
             config: "smoke",
             parent: None,
