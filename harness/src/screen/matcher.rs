@@ -133,6 +133,8 @@ const CANDIDATE_SPREAD: f32 = 0.35;
 /// at most `REFINE_KEEP`.
 const REFINE_SPREAD: f32 = 0.2;
 const REFINE_KEEP: usize = 16;
+/// The best coarse peaks whose neighbours are refined as well.
+const NEIGHBOUR_PEAKS: usize = 4;
 /// A warm search that scores this at the last place looks no further.
 const SAME_PLACE: f32 = 0.995;
 /// Upper bound of coarse peaks followed by `find_all`.
@@ -628,20 +630,6 @@ impl Integral {
             }
         }
     }
-
-    #[inline]
-    fn rect(&self, x: usize, y: usize, r: &Rect) -> (u64, u64) {
-        let (x0, y0) = (x + r.x as usize, y + r.y as usize);
-        let (x1, y1) = (x0 + r.w as usize, y0 + r.h as usize);
-        let w = self.w;
-        let s = self.sum[y1 * w + x1] as u64 + self.sum[y0 * w + x0] as u64
-            - self.sum[y0 * w + x1] as u64
-            - self.sum[y1 * w + x0] as u64;
-        let q = self.sq[y1 * w + x1] + self.sq[y0 * w + x0]
-            - self.sq[y0 * w + x1]
-            - self.sq[y1 * w + x0];
-        (s, q)
-    }
 }
 
 /// Which refined candidates go on to the next level.
@@ -780,7 +768,27 @@ impl<'a> Search<'a> {
     /// Follow coarse peaks down to full resolution, then score each in
     /// colour too. Peaks that converge on one place are kept once.
     fn refine(&self, peaks: Vec<(usize, usize, f32)>, keep: Keep) -> Vec<Match> {
-        let mut cands = peaks;
+        // On a ridge (stripes, regularly spaced glyphs) the right place can
+        // sit next to the best peaks without being a peak itself: start from
+        // their neighbours too.
+        let mut cands = peaks.clone();
+        for &(x, y, v) in peaks.iter().take(NEIGHBOUR_PEAKS) {
+            for (dx, dy) in [
+                (-1, -1),
+                (0, -1),
+                (1, -1),
+                (-1, 0),
+                (1, 0),
+                (-1, 1),
+                (0, 1),
+                (1, 1),
+            ] {
+                let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                if nx >= 0 && ny >= 0 {
+                    cands.push((nx as usize, ny as usize, v));
+                }
+            }
+        }
         for level in (0..self.coarse).rev() {
             // A peak from the exhaustive level can be a pixel off there:
             // look at 2p-2..2p+3; below that, 2p-1..2p+2 is enough.
