@@ -660,9 +660,9 @@ impl<'a> Search<'a> {
             levels[0] = Some(Gray::from_rgb(screen, area));
         } else {
             let mut g = Gray::half_from_rgb(screen, area);
-            for j in 1..=coarse {
+            for (j, slot) in levels.iter_mut().enumerate().skip(1) {
                 let next = (j < coarse).then(|| g.half());
-                levels[j] = Some(g);
+                *slot = Some(g);
                 match next {
                     Some(n) => g = n,
                     None => break,

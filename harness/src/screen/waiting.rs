@@ -38,7 +38,7 @@ pub enum WaitScreenError {
         best: String,
         artifact: PathBuf,
         #[source]
-        timeout: Timeout,
+        timeout: Box<Timeout>,
     },
     #[error("{what} did not happen: best was {best} (last screen could not be saved to {}: {save_error})", artifact.display())]
     NotSeenUnsaved {
@@ -47,7 +47,7 @@ pub enum WaitScreenError {
         artifact: PathBuf,
         save_error: String,
         #[source]
-        timeout: Timeout,
+        timeout: Box<Timeout>,
     },
     #[error("could not take a screenshot while waiting for {what}")]
     Frame {
@@ -166,11 +166,11 @@ where
         tokio::time::sleep(POLL_INTERVAL.min(timeout - elapsed)).await;
     }
     let best = describe(trackers);
-    let timeout = Timeout {
+    let timeout = Box::new(Timeout {
         what: what.to_owned(),
         waited: start.elapsed(),
         last_error: Some(best.clone()),
-    };
+    });
     let artifact = artifacts.join(format!("{}-failed.png", file_stem(what)));
     match save_failure(&artifact, last_frame.as_ref(), trackers) {
         Ok(()) => Err(WaitScreenError::NotSeen {
