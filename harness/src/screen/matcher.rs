@@ -111,16 +111,32 @@ pub enum MatchError {
 }
 
 /// Deepest pyramid level used for the exhaustive search.
-const MAX_LEVEL: usize = 3;
+const MAX_LEVEL: usize = 4;
 /// The reference must keep at least this many pixels in each dimension, and
 /// this many in all, at the level searched exhaustively; smaller and its
 /// coarse correlation stops telling the right place from text-like clutter.
-const MIN_COARSE_SIDE: u32 = 4;
-const MIN_COARSE_AREA: u32 = 48;
-/// Coarse peaks followed down the pyramid for the best match.
-const BEST_CANDIDATES: usize = 12;
+const MIN_COARSE_SIDE: u32 = 2;
+const MIN_COARSE_AREA: u32 = 12;
+/// ... and keep some contrast: a standard deviation of at least this many
+/// gray levels, and this fraction of the full-resolution one.
+const MIN_COARSE_STD: f64 = 4.0;
+const MIN_COARSE_STD_RATIO: f64 = 0.15;
+/// Coarse peaks followed down the pyramid for the best match: more when the
+/// reference is small at the coarse level (its peaks are less telling),
+/// `CANDIDATE_BUDGET / coarse pixels` within these bounds.
+const CANDIDATE_BUDGET: usize = 4096;
+const MIN_CANDIDATES: usize = 24;
+const MAX_CANDIDATES: usize = 256;
 /// Coarse peaks this far below the best one are not followed.
 const CANDIDATE_SPREAD: f32 = 0.35;
+/// Candidates kept at each finer level: those within this of the best there,
+/// at most `REFINE_KEEP`.
+const REFINE_SPREAD: f32 = 0.2;
+const REFINE_KEEP: usize = 16;
+/// The best coarse peaks whose neighbours are refined as well.
+const NEIGHBOUR_PEAKS: usize = 4;
+/// A warm search that scores this at the last place looks no further.
+const SAME_PLACE: f32 = 0.995;
 /// Upper bound of coarse peaks followed by `find_all`.
 const ALL_CANDIDATES: usize = 512;
 /// How far below the requested threshold a coarse peak may score and still
@@ -161,24 +177,15 @@ impl Gray {
     }
 
     /// Half-resolution gray of `area` of `rgb` (level 1), each pixel the mean
-    /// of a 2x2 block, read in one pass over the RGB rows.
+    /// of a 2x2 block, read in one pass over the RGB rows. This reads every
+    /// byte of the frame, so it gets the AVX2 build when the CPU has it.
     fn half_from_rgb(rgb: &RgbImage, area: Rect) -> Gray {
-        let (w, h) = (area.w as usize / 2, area.h as usize / 2);
-        let stride = rgb.width() as usize * 3;
-        let raw = rgb.as_raw();
-        let mut px = vec![0u8; w * h];
-        for (y, out) in px.chunks_exact_mut(w.max(1)).enumerate().take(h) {
-            let top = (area.y as usize + 2 * y) * stride + area.x as usize * 3;
-            let a = &raw[top..top + w * 6];
-            let b = &raw[top + stride..top + stride + w * 6];
-            for ((o, pa), pb) in out.iter_mut().zip(a.chunks_exact(6)).zip(b.chunks_exact(6)) {
-                let r = pa[0] as u32 + pa[3] as u32 + pb[0] as u32 + pb[3] as u32;
-                let g = pa[1] as u32 + pa[4] as u32 + pb[1] as u32 + pb[4] as u32;
-                let bl = pa[2] as u32 + pa[5] as u32 + pb[2] as u32 + pb[5] as u32;
-                *o = ((77 * r + 150 * g + 29 * bl + 512) >> 10) as u8;
-            }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { half_from_rgb_avx2(rgb, area) };
         }
-        Gray { w, h, px }
+        half_from_rgb_portable(rgb, area)
     }
 
     /// The next pyramid level: 2x2 means, odd last row/column dropped.
@@ -194,6 +201,38 @@ impl Gray {
         }
         Gray { w, h, px }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn half_from_rgb_avx2(rgb: &RgbImage, area: Rect) -> Gray {
+    half_from_rgb_portable(rgb, area)
+}
+
+#[inline(always)]
+fn half_from_rgb_portable(rgb: &RgbImage, area: Rect) -> Gray {
+    let (w, h) = (area.w as usize / 2, area.h as usize / 2);
+    let stride = rgb.width() as usize * 3;
+    let raw = rgb.as_raw();
+    let mut px = vec![0u8; w * h];
+    // Two rows added first (contiguous, vectorizes), then 2x1 pixels
+    // weighted: splitting the work this way is what lets it vectorize.
+    let mut pair = vec![0u16; w * 6];
+    for (y, out) in px.chunks_exact_mut(w.max(1)).enumerate().take(h) {
+        let top = (area.y as usize + 2 * y) * stride + area.x as usize * 3;
+        let a = &raw[top..top + w * 6];
+        let b = &raw[top + stride..top + stride + w * 6];
+        for ((p, &x), &z) in pair.iter_mut().zip(a).zip(b) {
+            *p = x as u16 + z as u16;
+        }
+        for (o, c) in out.iter_mut().zip(pair.chunks_exact(6)) {
+            let r = (c[0] + c[3]) as u32;
+            let g = (c[1] + c[4]) as u32;
+            let bl = (c[2] + c[5]) as u32;
+            *o = ((77 * r + 150 * g + 29 * bl + 512) >> 10) as u8;
+        }
+    }
+    Gray { w, h, px }
 }
 
 /// One pyramid level of a reference.
@@ -384,12 +423,20 @@ impl Pattern {
     /// The level searched exhaustively: the coarsest one where the
     /// reference still has enough pixels to be told apart from clutter.
     fn coarse_level(&self) -> usize {
+        let std = |l: &Level| (l.var_n.max(0.0)).sqrt() / (l.n.max(1) as f64);
+        let full = std(&self.levels[0]);
         let mut k = 0;
-        for (j, l) in self.levels.iter().enumerate() {
+        for (j, l) in self.levels.iter().enumerate().skip(1) {
             let (w, h) = (l.w as u32, l.h as u32);
-            if w >= MIN_COARSE_SIDE && h >= MIN_COARSE_SIDE && w * h >= MIN_COARSE_AREA && l.n > 0 {
-                k = j;
+            let big_enough =
+                w >= MIN_COARSE_SIDE && h >= MIN_COARSE_SIDE && w * h >= MIN_COARSE_AREA;
+            // Fine detail (text, stripes) averages out in coarse levels; a
+            // level where the reference went flat cannot locate it.
+            let keeps_detail = std(l) >= MIN_COARSE_STD.max(full * MIN_COARSE_STD_RATIO);
+            if !(big_enough && keeps_detail) {
+                break;
             }
+            k = j;
         }
         k
     }
@@ -425,9 +472,9 @@ impl Pattern {
     pub fn best(&self, screen: &RgbImage, region: Option<Rect>) -> Result<Match, MatchError> {
         let area = self.area(screen, region)?;
         let search = Search::new(self, screen, area);
-        let peaks = search.coarse_peaks(BEST_CANDIDATES, None);
+        let peaks = search.coarse_peaks(search.candidates(), None);
         Ok(search
-            .refine(peaks)
+            .refine(peaks, Keep::Best)
             .into_iter()
             .max_by(|a, b| a.score.total_cmp(&b.score))
             .unwrap_or(Match {
@@ -448,7 +495,7 @@ impl Pattern {
         let search = Search::new(self, screen, area);
         let peaks = search.coarse_peaks(ALL_CANDIDATES, Some(threshold - ALL_SLACK));
         let mut hits: Vec<Match> = search
-            .refine(peaks)
+            .refine(peaks, Keep::Above(threshold - ALL_SLACK))
             .into_iter()
             .filter(|m| m.score >= threshold)
             .collect();
@@ -465,8 +512,9 @@ impl Pattern {
     }
 
     /// Warm search: the best match whose top-left corner is within `radius`
-    /// pixels of `near`, at full resolution only. A wait loop tries this
-    /// around its last hit before a cold [`Pattern::best`].
+    /// pixels of `near`. A wait loop tries this around its last hit before a
+    /// cold [`Pattern::best`]: when nothing moved, one window is compared;
+    /// otherwise only the neighbourhood goes through the pyramid.
     pub fn best_near(
         &self,
         screen: &RgbImage,
@@ -475,18 +523,25 @@ impl Pattern {
         radius: u32,
     ) -> Result<Match, MatchError> {
         let area = self.area(screen, region)?;
-        let search = Search::new_warm(self, screen, area);
-        let (x, y) = (
-            near.0.saturating_sub(area.x) as i64,
-            near.1.saturating_sub(area.y) as i64,
-        );
-        let r = radius as i64;
-        let best = search.best_in_window(0, x - r, y - r, x + r, y + r);
-        let m = best.map(|(x, y, _)| search.verify(x, y));
-        Ok(m.unwrap_or(Match {
-            rect: Rect::new(area.x, area.y, self.width(), self.height()),
-            score: 0.0,
-        }))
+        let (w, h) = (self.width(), self.height());
+        // Top-left corners that keep the reference inside the area.
+        let x = near.0.clamp(area.x, area.x + area.w - w);
+        let y = near.1.clamp(area.y, area.y + area.h - h);
+        let same = Search::new_warm(self, screen, area)
+            .verify((x - area.x) as usize, (y - area.y) as usize);
+        if same.score >= SAME_PLACE {
+            return Ok(same);
+        }
+        let x0 = x.saturating_sub(radius).max(area.x);
+        let y0 = y.saturating_sub(radius).max(area.y);
+        let x1 = (x as u64 + radius as u64 + w as u64).min(area.right()) as u32;
+        let y1 = (y as u64 + radius as u64 + h as u64).min(area.bottom()) as u32;
+        let local = self.best(screen, Some(Rect::new(x0, y0, x1 - x0, y1 - y0)))?;
+        Ok(if local.score >= same.score {
+            local
+        } else {
+            same
+        })
     }
 }
 
@@ -500,6 +555,25 @@ fn halve_mask(m: &[u8], w: usize, h: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+/// NCC of a row of positions for a textured reference, written without
+/// branches so it vectorizes; same result as [`ncc_from_sums`].
+fn score_row(out: &mut [f32], dot: &[u32], ssum: &[u64], ssq: &[u64], t: &Level) {
+    let n = t.n as f64;
+    let (tsum, tvar) = (t.sum as f64, t.var_n);
+    let flat = n * n;
+    for (((o, &d), &s), &q) in out.iter_mut().zip(dot).zip(ssum).zip(ssq) {
+        let (s, q) = (s as f64, q as f64);
+        let svar = n * q - s * s;
+        let num = n * d as f64 - tsum * s;
+        let v = num / (tvar * svar.max(flat)).sqrt();
+        *o = if svar >= flat {
+            v.clamp(0.0, 1.0) as f32
+        } else {
+            0.0
+        };
+    }
 }
 
 /// Integral images of a gray level: sums and sums of squares of any
@@ -528,19 +602,43 @@ impl Integral {
         Integral { w, sum, sq }
     }
 
-    #[inline]
-    fn rect(&self, x: usize, y: usize, r: &Rect) -> (u64, u64) {
-        let (x0, y0) = (x + r.x as usize, y + r.y as usize);
-        let (x1, y1) = (x0 + r.w as usize, y0 + r.h as usize);
+    /// Sums and sums of squares of the compared area (`included`) for the
+    /// positions of row `y` (as many as `ssum` holds), one rectangle at a time over contiguous
+    /// slices so the loops vectorize.
+    fn window_row(&self, y: usize, included: &[Rect], ssum: &mut [u64], ssq: &mut [u64]) {
+        ssum.fill(0);
+        ssq.fill(0);
         let w = self.w;
-        let s = self.sum[y1 * w + x1] as u64 + self.sum[y0 * w + x0] as u64
-            - self.sum[y0 * w + x1] as u64
-            - self.sum[y1 * w + x0] as u64;
-        let q = self.sq[y1 * w + x1] + self.sq[y0 * w + x0]
-            - self.sq[y0 * w + x1]
-            - self.sq[y1 * w + x0];
-        (s, q)
+        for r in included {
+            let (x0, y0) = (r.x as usize, y + r.y as usize);
+            let (x1, y1) = (x0 + r.w as usize, y0 + r.h as usize);
+            let (a, b) = (&self.sum[y0 * w..], &self.sum[y1 * w..]);
+            for (i, o) in ssum.iter_mut().enumerate() {
+                let v = b[x1 + i]
+                    .wrapping_sub(b[x0 + i])
+                    .wrapping_sub(a[x1 + i])
+                    .wrapping_add(a[x0 + i]);
+                *o += v as u64;
+            }
+            let (a, b) = (&self.sq[y0 * w..], &self.sq[y1 * w..]);
+            for (i, o) in ssq.iter_mut().enumerate() {
+                // Intermediate differences may wrap; the total is exact.
+                *o += b[x1 + i]
+                    .wrapping_sub(b[x0 + i])
+                    .wrapping_sub(a[x1 + i])
+                    .wrapping_add(a[x0 + i]);
+            }
+        }
     }
+}
+
+/// Which refined candidates go on to the next level.
+#[derive(Clone, Copy)]
+enum Keep {
+    /// Those close to the best: looking for one match.
+    Best,
+    /// Every one scoring at least this: looking for all copies.
+    Above(f32),
 }
 
 /// One search of one pattern in one area of one screen.
@@ -562,9 +660,9 @@ impl<'a> Search<'a> {
             levels[0] = Some(Gray::from_rgb(screen, area));
         } else {
             let mut g = Gray::half_from_rgb(screen, area);
-            for j in 1..=coarse {
+            for (j, slot) in levels.iter_mut().enumerate().skip(1) {
                 let next = (j < coarse).then(|| g.half());
-                levels[j] = Some(g);
+                *slot = Some(g);
                 match next {
                     Some(n) => g = n,
                     None => break,
@@ -591,6 +689,12 @@ impl<'a> Search<'a> {
         }
     }
 
+    /// How many coarse peaks to follow for the best match.
+    fn candidates(&self) -> usize {
+        let l = &self.pat.levels[self.coarse];
+        (CANDIDATE_BUDGET / (l.w * l.h).max(1)).clamp(MIN_CANDIDATES, MAX_CANDIDATES)
+    }
+
     /// NCC at every position of the coarse level; the local peaks, best
     /// first: at most `max`, and those within [`CANDIDATE_SPREAD`] of the
     /// best, or at least `floor` when given.
@@ -607,32 +711,19 @@ impl<'a> Search<'a> {
         let integral = Integral::new(g);
         let mut scores = vec![0f32; nx * ny];
         let mut acc = vec![0u32; nx];
+        let mut ssum = vec![0u64; nx];
+        let mut ssq = vec![0u64; nx];
+        let flat_t = t.var_n < (t.n as f64) * (t.n as f64);
         for y in 0..ny {
-            acc.fill(0);
-            // Positions along a row share each reference pixel: multiply it
-            // into a contiguous run of screen pixels (vectorizes well).
-            for r in 0..t.h {
-                let srow = &g.px[(y + r) * g.w..(y + r + 1) * g.w];
-                let trow = &t.px[r * t.w..(r + 1) * t.w];
-                for (c, &tv) in trow.iter().enumerate() {
-                    if tv == 0 {
-                        continue;
-                    }
-                    let tv = tv as u32;
-                    for (a, &s) in acc.iter_mut().zip(&srow[c..c + nx]) {
-                        *a += tv * s as u32;
-                    }
-                }
-            }
+            dot_row(&mut acc, g, t, y);
+            integral.window_row(y, &t.included, &mut ssum, &mut ssq);
             let out = &mut scores[y * nx..(y + 1) * nx];
-            for (x, (o, &dot)) in out.iter_mut().zip(&acc).enumerate() {
-                let (mut s, mut q) = (0u64, 0u64);
-                for rect in &t.included {
-                    let (rs, rq) = integral.rect(x, y, rect);
-                    s += rs;
-                    q += rq;
+            if flat_t {
+                for (x, o) in out.iter_mut().enumerate() {
+                    *o = ncc_from_sums(t.n, acc[x] as f64, t.sum, t.var_n, ssum[x], ssq[x]);
                 }
-                *o = ncc_from_sums(t.n, dot as f64, t.sum, t.var_n, s, q);
+            } else {
+                score_row(out, &acc, &ssum, &ssq, t);
             }
         }
         let best = scores.iter().copied().fold(0f32, f32::max);
@@ -676,22 +767,61 @@ impl<'a> Search<'a> {
 
     /// Follow coarse peaks down to full resolution, then score each in
     /// colour too. Peaks that converge on one place are kept once.
-    fn refine(&self, peaks: Vec<(usize, usize, f32)>) -> Vec<Match> {
-        let mut cands: Vec<(usize, usize)> = peaks.into_iter().map(|(x, y, _)| (x, y)).collect();
+    fn refine(&self, peaks: Vec<(usize, usize, f32)>, keep: Keep) -> Vec<Match> {
+        // On a ridge (stripes, regularly spaced glyphs) the right place can
+        // sit next to the best peaks without being a peak itself: start from
+        // their neighbours too.
+        let mut cands = peaks.clone();
+        for &(x, y, v) in peaks.iter().take(NEIGHBOUR_PEAKS) {
+            for (dx, dy) in [
+                (-1, -1),
+                (0, -1),
+                (1, -1),
+                (-1, 0),
+                (1, 0),
+                (-1, 1),
+                (0, 1),
+                (1, 1),
+            ] {
+                let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                if nx >= 0 && ny >= 0 {
+                    cands.push((nx as usize, ny as usize, v));
+                }
+            }
+        }
         for level in (0..self.coarse).rev() {
-            let mut next = Vec::with_capacity(cands.len());
-            for (x, y) in cands {
-                // The coarse peak can be a pixel off: look at 2p-2..2p+3.
+            // A peak from the exhaustive level can be a pixel off there:
+            // look at 2p-2..2p+3; below that, 2p-1..2p+2 is enough.
+            let (lo, hi) = if level + 1 == self.coarse {
+                (2, 3)
+            } else {
+                (1, 2)
+            };
+            let mut next: Vec<(usize, usize, f32)> = Vec::with_capacity(cands.len());
+            for (x, y, _) in cands {
                 let (x, y) = (2 * x as i64, 2 * y as i64);
-                if let Some((bx, by, _)) = self.best_in_window(level, x - 2, y - 2, x + 3, y + 3) {
-                    if !next.contains(&(bx, by)) {
-                        next.push((bx, by));
+                if let Some(c) = self.best_in_window(level, x - lo, y - lo, x + hi, y + hi) {
+                    if !next.iter().any(|n| (n.0, n.1) == (c.0, c.1)) {
+                        next.push(c);
                     }
                 }
             }
+            next.sort_by(|a, b| b.2.total_cmp(&a.2));
+            // Finer levels rank better: drop what falls clearly behind.
+            match keep {
+                Keep::Best => {
+                    let cut = next.first().map_or(0.0, |b| b.2 - REFINE_SPREAD);
+                    next.retain(|c| c.2 >= cut);
+                    next.truncate(REFINE_KEEP);
+                }
+                Keep::Above(floor) => next.retain(|c| c.2 >= floor),
+            }
             cands = next;
         }
-        cands.into_iter().map(|(x, y)| self.verify(x, y)).collect()
+        cands
+            .into_iter()
+            .map(|(x, y, _)| self.verify(x, y))
+            .collect()
     }
 
     /// Gray NCC at full resolution of the window at `(x, y)` (area
@@ -771,6 +901,46 @@ impl<'a> Search<'a> {
             }
         }
         best
+    }
+}
+
+/// Dot products of the reference with the screen at every position of row
+/// `y`, into `acc`. Positions along a row share each reference pixel, so it
+/// is multiplied into a contiguous run of screen pixels: 16-bit products
+/// (255 * 255 fits) added into 32-bit sums, which vectorizes well.
+fn dot_row(acc: &mut [u32], g: &Gray, t: &Level, y: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { dot_row_avx2(acc, g, t, y) };
+    }
+    dot_row_portable(acc, g, t, y)
+}
+
+/// [`dot_row_portable`] compiled for AVX2 (twice the lanes of the SSE2
+/// baseline), chosen at run time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_row_avx2(acc: &mut [u32], g: &Gray, t: &Level, y: usize) {
+    dot_row_portable(acc, g, t, y)
+}
+
+#[inline(always)]
+fn dot_row_portable(acc: &mut [u32], g: &Gray, t: &Level, y: usize) {
+    let nx = acc.len();
+    acc.fill(0);
+    for r in 0..t.h {
+        let srow = &g.px[(y + r) * g.w..(y + r + 1) * g.w];
+        let trow = &t.px[r * t.w..(r + 1) * t.w];
+        for (c, &tv) in trow.iter().enumerate() {
+            if tv == 0 {
+                continue;
+            }
+            let tv = tv as u16;
+            for (a, &s) in acc.iter_mut().zip(&srow[c..c + nx]) {
+                *a += (tv * s as u16) as u32;
+            }
+        }
     }
 }
 
