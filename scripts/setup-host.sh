@@ -20,7 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --allow-downgrades --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ -f "$here/python-requirements.txt" ]; then
+# The screen-matching benchmark also compares with OpenCV; only that needs
+# Python packages: TAILOR_BENCH=1 installs them.
+if [ "${TAILOR_BENCH:-}" = 1 ] && [ -f "$here/python-requirements.txt" ]; then
     python3 -m pip install -q -r "$here/python-requirements.txt"
 fi
 echo "setup-host: ok"

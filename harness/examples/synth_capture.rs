@@ -57,7 +57,7 @@ fn big(path: &Path, megabytes: u64) -> Result<(), Box<dyn std::error::Error>> {
         out.put(g.tcp((guest, local), (relay, port), &[]))?;
         out.put(g.tcp((guest, local), (relay, port), &cell))?;
         out.put(b.tcp((relay, port), (guest, local), &[]))?;
-        if i % 10_000 == 0 {
+        if i.is_multiple_of(10_000) {
             out.put(g.dns_query((guest, 33_000), (relay, 53), &["example.com"]))?;
             out.put(g.tcp_syn((guest, 41_000), ("10.203.0.2".parse()?, 80)))?;
             out.put(g.udp(("fd00::57".parse()?, 5000), ("fd00::1".parse()?, 443), b"x"))?;

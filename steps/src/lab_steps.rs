@@ -30,10 +30,19 @@ static INTERNET: tokio::sync::Mutex<Option<Internet>> = tokio::sync::Mutex::cons
 
 async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet> {
     if slot.is_none() {
-        let dir = tempfile::Builder::new().prefix("tailor-internet-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("tailor-internet-")
+            .tempdir()?;
         let lab = Lab::start(LabConfig::default()).await?;
         // The web server's "Internet" address lives on the bridge too.
-        lab.exec(&["ip", "addr", "add", &format!("{INTERNET_ADDR}/{PREFIX_LEN}"), "dev", BRIDGE])?;
+        lab.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{INTERNET_ADDR}/{PREFIX_LEN}"),
+            "dev",
+            BRIDGE,
+        ])?;
         *slot = Some(Internet {
             tor: None,
             lab,
@@ -60,8 +69,14 @@ pub async fn ensure_tor() -> anyhow::Result<()> {
     if internet.tor.is_none() {
         let netns = internet.lab.netns_path().to_owned();
         let run = internet._dir.path().to_owned();
-        let network = Network::start(NetworkSpec::new(&netns, BRIDGE_ADDR, run.join("tor"))).await?;
-        let web = WebServer::start(&netns, SocketAddrV4::new(INTERNET_ADDR, 80), &run.join("web")).await?;
+        let network =
+            Network::start(NetworkSpec::new(&netns, BRIDGE_ADDR, run.join("tor"))).await?;
+        let web = WebServer::start(
+            &netns,
+            SocketAddrV4::new(INTERNET_ADDR, 80),
+            &run.join("web"),
+        )
+        .await?;
         internet.tor = Some((network, web));
     }
     Ok(())
@@ -70,10 +85,9 @@ pub async fn ensure_tor() -> anyhow::Result<()> {
 /// The torrc lines that point a client at the lab's Tor network.
 async fn client_torrc() -> anyhow::Result<String> {
     let slot = INTERNET.lock().await;
-    let (network, _) = slot
-        .as_ref()
-        .and_then(|i| i.tor.as_ref())
-        .ok_or_else(|| anyhow::anyhow!("the Tor network is not running: add `Given the Tor network is running`"))?;
+    let (network, _) = slot.as_ref().and_then(|i| i.tor.as_ref()).ok_or_else(|| {
+        anyhow::anyhow!("the Tor network is not running: add `Given the Tor network is running`")
+    })?;
     Ok(network.client_torrc())
 }
 
@@ -110,9 +124,9 @@ impl TailorWorld {
             self.analysis = Some(analysis::analyse_path(&path)?);
             self.pcap = Some(path);
         }
-        self.analysis
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no traffic was captured: the computer is not on the lab network"))
+        self.analysis.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("no traffic was captured: the computer is not on the lab network")
+        })
     }
 }
 
@@ -133,7 +147,10 @@ fn judge(world: &TailorWorld, verdict: Verdict) -> anyhow::Result<()> {
     if verdict.passed() {
         return Ok(());
     }
-    let pcap = world.pcap.clone().unwrap_or_else(|| PathBuf::from("<none>"));
+    let pcap = world
+        .pcap
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("<none>"));
     anyhow::bail!("{verdict}\ncapture: {}", pcap.display())
 }
 
@@ -156,12 +173,17 @@ pub async fn start_with_lab_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
 
 #[then(expr = "Tor is ready within {int} seconds")]
 async fn tor_ready(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
-    Ok(world.vm()?.wait_serial(markers::TOR_READY, Duration::from_secs(secs)).await?)
+    Ok(world
+        .vm()?
+        .wait_serial(markers::TOR_READY, Duration::from_secs(secs))
+        .await?)
 }
 
 #[when(expr = "I fetch {string} through Tor in the guest")]
 async fn fetch_through_tor(world: &mut TailorWorld, url: String) -> anyhow::Result<()> {
-    let command = format!("curl --silent --show-error --max-time 60 --socks5-hostname 127.0.0.1:9050 '{url}'");
+    let command = format!(
+        "curl --silent --show-error --max-time 60 --socks5-hostname 127.0.0.1:9050 '{url}'"
+    );
     let result = world
         .guest()?
         .exec(&command, harness::wait::scaled(Duration::from_secs(90)))

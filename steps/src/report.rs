@@ -182,7 +182,7 @@ impl Records {
             .iter()
             .flat_map(|s| s.steps.iter().map(move |st| (s, st)))
             .collect();
-        steps.sort_by(|a, b| b.1.duration.cmp(&a.1.duration));
+        steps.sort_by_key(|s| std::cmp::Reverse(s.1.duration));
         if !steps.is_empty() {
             out.push_str("Slowest steps:\n");
             for (sc, st) in steps.iter().take(5) {
