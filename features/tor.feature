@@ -2,7 +2,8 @@
 Feature: Tor-only traffic
   The derivative's Tor bootstraps through the lab's private Tor network and
   reaches "the Internet" (the lab web server) only through Tor: every packet
-  the guest sends goes to a relay of the consensus.
+  the guest sends goes to a relay of the consensus, and the web server sees
+  the exits, never the guest.
 
   Background:
     Given the Tor network is running
@@ -11,7 +12,5 @@ Feature: Tor-only traffic
   Scenario: A page fetched through Tor leaves only Tor traffic
     When I fetch "http://10.203.0.2/" through Tor in the guest
     Then the fetched page is the lab's web page
-    And all Internet traffic has only flowed through Tor
-    And no DNS left the guest outside Tor
-    And no IPv6 left the guest
-    And the guest's MAC address was spoofed
+    When I capture the guest's traffic for 12 seconds
+    Then all Internet traffic has only flowed through Tor

@@ -171,6 +171,17 @@ pub async fn start_with_lab_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An observation window: what the guest does on its own within it ends up
+/// in the capture (leaky timers, retries), not a wait for a state.
+#[when(expr = "I capture the guest's traffic for {int} seconds")]
+async fn capture_for(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
+    if world.capture.is_none() {
+        anyhow::bail!("no capture is running: the computer is not on the lab network");
+    }
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    Ok(())
+}
+
 #[then(expr = "Tor is ready within {int} seconds")]
 async fn tor_ready(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
     Ok(world

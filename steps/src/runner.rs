@@ -113,6 +113,11 @@ use cucumber::gherkin;
 
 /// Run the features as `args` say.
 pub async fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
+    run_recorded(args).await.map(|(summary, _)| summary)
+}
+
+/// [`run`], also returning what every scenario and step did.
+pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::report::Records)> {
     if !args.features.is_dir() {
         anyhow::bail!("features folder {} does not exist", args.features.display());
     }
@@ -211,7 +216,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
     if summary.failed > 0 {
         println!("failure artifacts: {}", run_artifacts.display());
     }
-    Ok(summary)
+    Ok((summary, records))
 }
 
 fn fragile_tag() -> gherkin::tagexpr::TagOperation {

@@ -1,7 +1,7 @@
 //! The per-scenario state and the run-wide settings it reads.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::RwLock;
 
 use harness::screen::simple::Match;
 use harness::vm::{BootMedium, Vm, VmConfig};
@@ -54,16 +54,20 @@ impl Settings {
     }
 }
 
-static SETTINGS: OnceLock<Settings> = OnceLock::new();
+static SETTINGS: RwLock<Option<Settings>> = RwLock::new(None);
 
-/// Set the run's settings (once, before the run); later calls are ignored.
+/// Set the run's settings before a run (each run sets its own).
 pub fn set_settings(settings: Settings) {
-    let _ = SETTINGS.set(settings);
+    *SETTINGS.write().unwrap_or_else(|e| e.into_inner()) = Some(settings);
 }
 
 /// The run's settings; defaults to the current folder as the checkout.
-pub fn settings() -> &'static Settings {
-    SETTINGS.get_or_init(|| Settings::for_checkout(Path::new(".")))
+pub fn settings() -> Settings {
+    SETTINGS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(|| Settings::for_checkout(Path::new(".")))
 }
 
 /// One scenario's state: the VM it drives and what its steps saw last.
@@ -94,8 +98,8 @@ impl TailorWorld {
             capture: None,
             analysis: None,
             pcap: None,
-            scenario_dir: settings().artifacts.clone(),
-            settings: settings().clone(),
+            scenario_dir: settings().artifacts,
+            settings: settings(),
         }
     }
 
