@@ -32,6 +32,21 @@ pub struct Recipe {
     pub steps: RecipeSteps,
 }
 
+/// Boot to the derivative's greeter with its guest agent answering.
+fn to_greeter(world: &mut TailorWorld) -> LocalBoxFuture<'_, anyhow::Result<()>> {
+    async move {
+        let vm = world.vm()?;
+        vm.wait_serial(markers::GREETER_SHOWN, Duration::from_secs(90))
+            .await?;
+        world
+            .guest()?
+            .wait_ready(harness::wait::scaled(Duration::from_secs(60)))
+            .await?;
+        Ok(())
+    }
+    .boxed_local()
+}
+
 /// Every checkpoint the features may name.
 pub fn recipes() -> Vec<Recipe> {
     vec![
@@ -39,37 +54,13 @@ pub fn recipes() -> Vec<Recipe> {
             name: "greeter",
             config: "derivative",
             parent: None,
-            steps: |world| {
-                async move {
-                    let vm = world.vm()?;
-                    vm.wait_serial(markers::GREETER_SHOWN, Duration::from_secs(90))
-                        .await?;
-                    world
-                        .guest()?
-                        .wait_ready(harness::wait::scaled(Duration::from_secs(60)))
-                        .await?;
-                    Ok(())
-                }
-                .boxed_local()
-            },
+            steps: to_greeter,
         },
         Recipe {
             name: "lab-greeter",
             config: "derivative-lab",
             parent: None,
-            steps: |world| {
-                async move {
-                    let vm = world.vm()?;
-                    vm.wait_serial(markers::GREETER_SHOWN, Duration::from_secs(90))
-                        .await?;
-                    world
-                        .guest()?
-                        .wait_ready(harness::wait::scaled(Duration::from_secs(60)))
-                        .await?;
-                    Ok(())
-                }
-                .boxed_local()
-            },
+            steps: to_greeter,
         },
         Recipe {
             name: "tor-ready",

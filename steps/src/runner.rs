@@ -230,7 +230,7 @@ fn run_id() -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let (days, rem) = (secs / 86400, secs % 86400);
-    let (y, m, d) = civil_from_days(days as i64);
+    let (y, m, d) = harness::net::analysis::civil_from_days(days as i64);
     format!(
         "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}",
         rem / 3600,
@@ -238,20 +238,6 @@ fn run_id() -> String {
         rem % 60,
         std::process::id()
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// `Path` helper for callers that resolve a checkout root.
@@ -273,9 +259,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_417), (2025, 11, 25));
+    fn run_ids_sort_by_time() {
+        let id = run_id();
+        assert_eq!(
+            id.len(),
+            "20261125-104749".len() + 1 + std::process::id().to_string().len(),
+            "{id}"
+        );
+        assert!(id.starts_with("20"), "{id}");
     }
 
     #[test]
