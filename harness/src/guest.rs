@@ -188,6 +188,21 @@ impl Guest {
         }
     }
 
+    /// Set the guest's clock to the host's: a VM restored from a
+    /// checkpoint wakes up with the clock of the moment it was saved.
+    pub async fn sync_clock(&self) -> Result<(), Error> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        // Not guest-set-time: qemu-ga follows it with `hwclock -w`, which
+        // fails in a guest without hwclock and fails the whole command.
+        self.exec(&format!("date -u -s @{now}"), self.request_timeout)
+            .await?
+            .ensure_success()?;
+        Ok(())
+    }
+
     /// Wait until the agent answers `guest-sync`, reconnecting as needed.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
         let start = Instant::now();
