@@ -307,7 +307,7 @@ async fn branding_changes_only_the_look() {
     let iso = iso(&["branding"]);
     let _slot = ONE_VM_AT_A_TIME.lock().await;
     let mut vm = TestVm::boot_to_greeter(&iso).await;
-    vm.assert_screen("greeter-welcome-branding").await;
+    vm.assert_screen("branding/greeter-welcome").await;
     assert!(vm
         .sh("cat /etc/tailor/branding")
         .await

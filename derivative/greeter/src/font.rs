@@ -38,6 +38,18 @@ fn u32_at(b: &[u8], off: usize) -> Result<usize, FontError> {
 }
 
 impl Font {
+    /// A font without glyphs, for layout tests.
+    #[cfg(test)]
+    pub fn blank(width: usize, height: usize) -> Font {
+        Font {
+            width,
+            height,
+            bytes_per_row: width.div_ceil(8),
+            glyphs: Vec::new(),
+            map: HashMap::new(),
+        }
+    }
+
     pub fn parse(data: &[u8]) -> Result<Font, FontError> {
         if data.starts_with(&[0x72, 0xb5, 0x4a, 0x86]) {
             Self::parse_psf2(data)

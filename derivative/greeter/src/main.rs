@@ -6,7 +6,9 @@
 //! runs the start script (`/etc/tailor/start`: MAC spoofing, firewall,
 //! network, tor) and follows tor's bootstrap in its log until "Tor is ready".
 //!
-//! Keyboard only: arrows or Tab move, Enter chooses, Escape goes back.
+//! Keyboard: arrows or Tab move, Enter chooses, Escape goes back. Mouse (an
+//! absolute pointer such as QEMU's usb-tablet): a click on a button chooses
+//! it; the settings screen has Save and Back buttons for that.
 //! Markers for the harness's serial log go to stderr (the init points it at
 //! the console) prefixed `tailor-greeter:`.
 //!
@@ -15,6 +17,7 @@
 
 mod canvas;
 mod font;
+mod pointer;
 mod sys;
 
 use std::path::Path;
@@ -23,6 +26,7 @@ use std::time::Duration;
 
 use canvas::{Canvas, Rgb};
 use font::Font;
+use pointer::{Pointer, PointerEvent};
 use sys::{Framebuffer, Key, Terminal};
 
 const FONT: &str = "/usr/share/tailor/font.psf";
@@ -92,16 +96,107 @@ struct Ui {
 
 const GREEN: Rgb = Rgb(0x3f, 0xc0, 0x5a);
 
+/// A rectangle on the screen: x, y, width, height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Area(usize, usize, usize, usize);
+
+impl Area {
+    fn contains(&self, x: usize, y: usize) -> bool {
+        x >= self.0 && x < self.0 + self.2 && y >= self.1 && y < self.1 + self.3
+    }
+}
+
+/// What a key press or a click asks the current screen to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Move the focus to the other welcome button.
+    Toggle,
+    /// Put the focus on this welcome button.
+    Focus(usize),
+    /// The focused button, or Save on the settings screen.
+    Choose,
+    Back,
+    Type(char),
+    Erase,
+}
+
+fn key_action(key: Key) -> Action {
+    match key {
+        Key::Up | Key::Down | Key::Tab | Key::BackTab => Action::Toggle,
+        Key::Enter => Action::Choose,
+        Key::Escape => Action::Back,
+        Key::Backspace => Action::Erase,
+        Key::Char(ch) => Action::Type(ch),
+    }
+}
+
+const WELCOME_BUTTONS_Y: [usize; 2] = [300, 400];
+const SETTINGS_SAVE_Y: usize = 450;
+const SMALL_BUTTON_W: usize = 250;
+
 impl Ui {
-    fn button(&self, c: &mut Canvas, y: usize, label: &str, focused: bool) {
+    /// A full-width button's area at height `y`.
+    fn button_area(&self, y: usize) -> Area {
         let (w, h) = (520, 72);
-        let x = (self.width - w) / 2;
+        Area((self.width - w) / 2, y, w, h)
+    }
+
+    /// The settings screen's Save (left) and Back (right) buttons.
+    fn settings_buttons(&self) -> [Area; 2] {
+        let full = self.button_area(SETTINGS_SAVE_Y);
+        [
+            Area(full.0, full.1, SMALL_BUTTON_W, full.3),
+            Area(
+                full.0 + full.2 - SMALL_BUTTON_W,
+                full.1,
+                SMALL_BUTTON_W,
+                full.3,
+            ),
+        ]
+    }
+
+    /// What a click at (x, y) does on `screen`, if it hits a button.
+    fn click_actions(&self, screen: &Screen, x: usize, y: usize) -> Vec<Action> {
+        match screen {
+            Screen::Welcome { .. } => WELCOME_BUTTONS_Y
+                .iter()
+                .position(|&by| self.button_area(by).contains(x, y))
+                .map(|i| vec![Action::Focus(i), Action::Choose])
+                .unwrap_or_default(),
+            Screen::Settings { .. } => {
+                let [save, back] = self.settings_buttons();
+                if save.contains(x, y) {
+                    vec![Action::Choose]
+                } else if back.contains(x, y) {
+                    vec![Action::Back]
+                } else {
+                    Vec::new()
+                }
+            }
+            Screen::Progress { .. } => Vec::new(),
+        }
+    }
+
+    fn button(&self, c: &mut Canvas, y: usize, label: &str, focused: bool) {
+        let Area(x, y, w, h) = self.button_area(y);
+        self.button_in(c, Area(x, y, w, h), label, focused);
+    }
+
+    fn button_in(&self, c: &mut Canvas, Area(x, y, w, h): Area, label: &str, focused: bool) {
         if focused {
             c.fill_rect(x, y, w, h, self.branding.accent);
         }
         c.frame(x, y, w, h, 3, self.branding.foreground);
         let ty = y + (h - self.font.height) / 2;
-        c.text_centered(&self.font, ty, label, 1, self.branding.foreground);
+        let tw = self.font.width * label.chars().count();
+        c.text(
+            &self.font,
+            x + w.saturating_sub(tw) / 2,
+            ty,
+            label,
+            1,
+            self.branding.foreground,
+        );
     }
 
     fn draw(&self, screen: &Screen) -> Canvas {
@@ -113,12 +208,23 @@ impl Ui {
         match screen {
             Screen::Welcome { focus, note } => {
                 c.text_centered(f, 200, "Welcome", 1, b.foreground);
-                self.button(&mut c, 300, "Start", *focus == 0);
-                self.button(&mut c, 400, "Additional settings", *focus == 1);
+                self.button(&mut c, WELCOME_BUTTONS_Y[0], "Start", *focus == 0);
+                self.button(
+                    &mut c,
+                    WELCOME_BUTTONS_Y[1],
+                    "Additional settings",
+                    *focus == 1,
+                );
                 if let Some(note) = note {
                     c.text_centered(f, 520, note, 1, GREEN);
                 }
-                c.text_centered(f, 690, "Arrows/Tab: move   Enter: choose", 1, b.foreground);
+                c.text_centered(
+                    f,
+                    690,
+                    "Arrows/Tab: move   Enter or click: choose",
+                    1,
+                    b.foreground,
+                );
             }
             Screen::Settings { password } => {
                 c.text_centered(f, 200, "Additional settings", 1, b.foreground);
@@ -128,6 +234,9 @@ impl Ui {
                 c.frame(x, y, w, h, 3, b.accent);
                 let stars: String = "*".repeat(password.chars().count().min(30));
                 c.text(f, x + 16, y + (h - f.height) / 2, &stars, 1, Rgb(0, 0, 0));
+                let [save, back] = self.settings_buttons();
+                self.button_in(&mut c, save, "Save", false);
+                self.button_in(&mut c, back, "Back", false);
                 c.text_centered(f, 690, "Enter: save   Esc: back", 1, b.foreground);
             }
             Screen::Progress {
@@ -207,6 +316,7 @@ fn start_system() -> std::io::Result<Child> {
 }
 
 fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
+    let mut pointer = Pointer::new(ui.width, ui.height);
     let mut screen = Screen::Welcome {
         focus: 0,
         note: None,
@@ -229,17 +339,29 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
             shown = Some(screen.clone());
         }
         // Poll so the progress screen follows tor's log between key presses.
-        let keys = term.read_keys(Duration::from_millis(250))?;
-        for key in keys {
-            screen = match (screen, key) {
-                (
-                    Screen::Welcome { focus, note },
-                    Key::Up | Key::Down | Key::Tab | Key::BackTab,
-                ) => Screen::Welcome {
+        if !pointer.has_devices() {
+            pointer.rescan();
+        }
+        let keys = term.read_keys(Duration::from_millis(250), &pointer.fds())?;
+        let mut actions: Vec<Action> = keys.into_iter().map(key_action).collect();
+        for PointerEvent::Click { x, y } in pointer.read_events() {
+            let hit = ui.click_actions(&screen, x, y);
+            eprintln!(
+                "tailor-greeter: click at {x},{y}{}",
+                if hit.is_empty() { " (no button)" } else { "" }
+            );
+            actions.extend(hit);
+        }
+        for action in actions {
+            screen = match (screen, action) {
+                (Screen::Welcome { focus, note }, Action::Toggle) => Screen::Welcome {
                     focus: 1 - focus,
                     note,
                 },
-                (Screen::Welcome { focus: 0, .. }, Key::Enter) => {
+                (Screen::Welcome { note, .. }, Action::Focus(focus)) => {
+                    Screen::Welcome { focus, note }
+                }
+                (Screen::Welcome { focus: 0, .. }, Action::Choose) => {
                     eprintln!("tailor-greeter: start chosen");
                     starter = Some(start_system()?);
                     Screen::Progress {
@@ -248,22 +370,22 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
                         ready: false,
                     }
                 }
-                (Screen::Welcome { .. }, Key::Enter) => Screen::Settings {
+                (Screen::Welcome { .. }, Action::Choose) => Screen::Settings {
                     password: String::new(),
                 },
-                (Screen::Settings { .. }, Key::Escape) => Screen::Welcome {
+                (Screen::Settings { .. }, Action::Back) => Screen::Welcome {
                     focus: 1,
                     note: None,
                 },
-                (Screen::Settings { mut password }, Key::Char(ch)) => {
+                (Screen::Settings { mut password }, Action::Type(ch)) => {
                     password.push(ch);
                     Screen::Settings { password }
                 }
-                (Screen::Settings { mut password }, Key::Backspace) => {
+                (Screen::Settings { mut password }, Action::Erase) => {
                     password.pop();
                     Screen::Settings { password }
                 }
-                (Screen::Settings { password }, Key::Enter) if !password.is_empty() => {
+                (Screen::Settings { password }, Action::Choose) if !password.is_empty() => {
                     let note = match set_admin_password(&password) {
                         Ok(()) => {
                             eprintln!("tailor-greeter: admin password set");
@@ -393,6 +515,39 @@ fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ui() -> Ui {
+        Ui {
+            font: Font::blank(16, 32),
+            branding: Branding::load("/nonexistent"),
+            width: 1024,
+            height: 768,
+        }
+    }
+
+    #[test]
+    fn clicks_choose_the_button_under_the_pointer() {
+        let ui = ui();
+        let welcome = Screen::Welcome {
+            focus: 1,
+            note: None,
+        };
+        assert_eq!(
+            ui.click_actions(&welcome, 512, 336),
+            vec![Action::Focus(0), Action::Choose]
+        );
+        assert_eq!(
+            ui.click_actions(&welcome, 260, 471),
+            vec![Action::Focus(1), Action::Choose]
+        );
+        assert!(ui.click_actions(&welcome, 10, 10).is_empty());
+        let settings = Screen::Settings {
+            password: "x".into(),
+        };
+        assert_eq!(ui.click_actions(&settings, 300, 480), vec![Action::Choose]);
+        assert_eq!(ui.click_actions(&settings, 700, 480), vec![Action::Back]);
+        assert!(ui.click_actions(&settings, 512, 480).is_empty());
+    }
 
     #[test]
     fn finds_the_last_bootstrap_percent() {

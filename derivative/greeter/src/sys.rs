@@ -1,6 +1,6 @@
 //! The two devices the greeter drives: the framebuffer (`/dev/fb0`, set up
 //! by the kernel's VESA driver from `vga=792`) and the keyboard through the
-//! first virtual terminal (`/dev/tty1`).
+//! first virtual terminal (`/dev/tty1`). The mouse is in `pointer`.
 //!
 //! The VT is switched to graphics mode (`KDSETMODE KD_GRAPHICS`) so the
 //! kernel's text console stops drawing over the greeter, and to raw,
@@ -8,7 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
@@ -169,15 +169,26 @@ impl Terminal {
         Ok(Terminal { file })
     }
 
-    /// Keys typed within `timeout` (empty when none).
-    pub fn read_keys(&self, timeout: Duration) -> io::Result<Vec<Key>> {
-        let mut pfd = libc::pollfd {
-            fd: self.file.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+    /// Wait up to `timeout` for a key or for one of `others` (the
+    /// pointer's devices) to become readable; return the keys typed (empty
+    /// when none, or when only another descriptor woke us).
+    pub fn read_keys(&self, timeout: Duration, others: &[RawFd]) -> io::Result<Vec<Key>> {
+        let mut fds: Vec<libc::pollfd> = std::iter::once(self.file.as_raw_fd())
+            .chain(others.iter().copied())
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: a valid array of pollfds of the given length.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                timeout.as_millis() as libc::c_int,
+            )
         };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
         if n < 0 {
             let err = io::Error::last_os_error();
             return if err.kind() == io::ErrorKind::Interrupted {
@@ -186,12 +197,12 @@ impl Terminal {
                 Err(err)
             };
         }
-        if n == 0 {
+        if fds[0].revents & libc::POLLIN == 0 {
             return Ok(Vec::new());
         }
         let mut buf = [0u8; 64];
         // SAFETY: reading into a local buffer of the given length.
-        let got = unsafe { libc::read(pfd.fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let got = unsafe { libc::read(fds[0].fd, buf.as_mut_ptr().cast(), buf.len()) };
         if got < 0 {
             return Err(io::Error::last_os_error());
         }
