@@ -52,6 +52,7 @@ async fn lab_is_isolated_serves_dhcp_and_dns_and_stops_cleanly() {
     let state = tempfile::tempdir().unwrap();
     let mut lab = Lab::start(LabConfig {
         state_dir: Some(state.path().to_owned()),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -153,6 +154,70 @@ async fn lab_is_isolated_serves_dhcp_and_dns_and_stops_cleanly() {
     let list = sh("ip", &["netns", "list"]);
     assert!(!String::from_utf8_lossy(&list.stdout).contains(&name));
     assert_eq!(dnsmasq_processes_using(state.path()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn lab_advertises_an_ipv6_prefix_when_asked_and_stays_isolated() {
+    if !root_or_skip("lab_advertises_an_ipv6_prefix_when_asked_and_stays_isolated") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let mut lab = Lab::start(LabConfig {
+        ipv6_router_advertisements: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    lab.verify_isolation().unwrap();
+    let routes = lab
+        .exec(&["ip", "-6", "route", "show", "table", "all"])
+        .unwrap();
+    assert!(!routes.contains("default"), "{routes}");
+
+    // A host with IPv6 on autoconfigures from the advertisements alone.
+    let host = lab.add_host(None).unwrap();
+    let out = sh(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &host.name,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.eth0.disable_ipv6=0",
+            "net.ipv6.conf.eth0.accept_ra=2",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let host_name = host.name.clone();
+    let addr = harness::wait::wait_until::<_, std::convert::Infallible, _, _>(
+        "an autoconfigured fd00:203:: address on the lab host",
+        harness::wait::scaled(Duration::from_secs(30)),
+        Duration::from_millis(200),
+        || {
+            let out = sh(
+                "ip",
+                &["-n", &host_name, "-6", "-o", "addr", "show", "eth0"],
+            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            async move {
+                match text.split_whitespace().find(|w| w.starts_with("fd00:203:")) {
+                    Some(a) => harness::wait::Check::Ready(a.to_owned()),
+                    None => harness::wait::Check::NotYet(text),
+                }
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(addr.ends_with("/64"), "{addr}");
+    let host_routes = sh("ip", &["-n", &host_name, "-6", "route", "show"]);
+    assert!(
+        String::from_utf8_lossy(&host_routes.stdout).contains("default via fe80::"),
+        "the lab presents itself as a default router: {host_routes:?}"
+    );
+    lab.verify_isolation().unwrap();
+    lab.stop().unwrap();
 }
 
 /// Run by `leftovers_of_a_killed_run_are_removed` in a child process: holds

@@ -26,6 +26,7 @@ async fn capture_shows_the_guests_dhcp_from_its_mac() {
     let dir = tempfile::tempdir().unwrap();
     let lab = Lab::start(LabConfig {
         state_dir: Some(dir.path().join("lab")),
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -38,11 +38,14 @@ pub struct Recipe {
     pub reusable: bool,
 }
 
-/// Boot to the derivative's greeter with its guest agent answering.
+/// Boot to the derivative's greeter with its guest agent answering and
+/// the mouse working.
 fn to_greeter(world: &mut TailorWorld) -> LocalBoxFuture<'_, anyhow::Result<()>> {
     async move {
         let vm = world.vm()?;
         vm.wait_serial(markers::GREETER_SHOWN, Duration::from_secs(90))
+            .await?;
+        vm.wait_serial(markers::POINTER_OPENED, Duration::from_secs(60))
             .await?;
         world
             .guest()?

@@ -33,7 +33,12 @@ async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet
         let dir = tempfile::Builder::new()
             .prefix("tailor-internet-")
             .tempdir()?;
-        let lab = Lab::start(LabConfig::default()).await?;
+        // A LAN that offers IPv6, as many do: the guest must not take it.
+        let lab = Lab::start(LabConfig {
+            ipv6_router_advertisements: true,
+            ..Default::default()
+        })
+        .await?;
         // The web server's "Internet" address lives on the bridge too.
         lab.exec(&[
             "ip",

@@ -48,6 +48,12 @@ pub mod markers {
     pub const GUEST_AGENT_STARTED: &str = "tailor-init: guest agent started";
     /// The greeter's welcome screen is on the framebuffer.
     pub const GREETER_SHOWN: &str = "tailor-greeter: welcome screen shown";
+    /// The greeter opened an absolute pointer (the usb-tablet): clicks
+    /// reach it from now on. USB comes up after the greeter, so this
+    /// follows GREETER_SHOWN.
+    pub const POINTER_OPENED: &str = "tailor-greeter: pointer ";
+    /// The user chose Start (keyboard or mouse).
+    pub const START_CHOSEN: &str = "tailor-greeter: start chosen";
     /// The administration password was saved.
     pub const ADMIN_PASSWORD_SET: &str = "tailor-greeter: admin password set";
     /// The Tor-only firewall is loaded (after Start, before any NIC is up).

@@ -13,7 +13,11 @@
 //! interface that leads out, which [`Lab::verify_isolation`] proves by
 //! inspection (links, routes, `ip route get` of an outside address answering
 //! "unreachable"), sending nothing. The lab's own IPv6 is disabled so the
-//! capture holds only what the guest chose to send.
+//! capture holds only what the guest chose to send, unless
+//! [`LabConfig::ipv6_router_advertisements`] asks for an IPv6 LAN: then the
+//! bridge alone gets `fd00:203::1/64` and dnsmasq advertises that prefix
+//! (SLAAC, a router lifetime so the guest believes it has IPv6 Internet)
+//! every few seconds; still no route leads anywhere.
 //!
 //! dnsmasq hands out leases with itself (10.203.0.1) as router and DNS
 //! server: a guest that tries to reach the Internet directly or resolve a
@@ -57,6 +61,11 @@ pub const DHCP_LAST: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 150);
 /// Fixed so a policy can name the lab's side of the link.
 pub const BRIDGE_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
 pub const BRIDGE: &str = "br0";
+/// The bridge's IPv6 address when the lab advertises IPv6.
+pub const BRIDGE_ADDR_V6: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0xfd00, 0x203, 0, 0, 0, 0, 0, 1);
+/// Seconds between unsolicited router advertisements.
+pub const RA_INTERVAL_SECS: u32 = 5;
 pub const TAP: &str = "tap0";
 /// Where root labs record their owner's start time.
 const OWNER_DIR: &str = "/run/tailor";
@@ -172,6 +181,9 @@ pub struct DnsQuery {
 #[derive(Debug, Clone, Default)]
 pub struct LabConfig {
     pub state_dir: Option<PathBuf>,
+    /// Offer IPv6 on the link: router advertisements of fd00:203::/64
+    /// every [`RA_INTERVAL_SECS`], as a real LAN with IPv6 would.
+    pub ipv6_router_advertisements: bool,
 }
 
 /// A running lab. Dropping it stops it.
@@ -185,6 +197,13 @@ pub struct Lab {
     dnsmasq: Option<ChildGuard>,
     hosts: Vec<LabHost>,
     stopped: bool,
+    router_advertisements: bool,
+}
+
+/// The advertised prefix: the bridge's /64.
+fn ipv6_prefix() -> std::net::Ipv6Addr {
+    let s = BRIDGE_ADDR_V6.segments();
+    std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0)
 }
 
 fn is_root() -> bool {
@@ -245,6 +264,7 @@ impl Lab {
             dnsmasq: None,
             hosts: Vec::new(),
             stopped: false,
+            router_advertisements: config.ipv6_router_advertisements,
         };
         lab.build().await?;
         Ok(lab)
@@ -257,6 +277,17 @@ impl Lab {
         self.ip(&["link", "set", "lo", "up"])?;
         self.ip(&["link", "add", BRIDGE, "address", &mac, "type", "bridge"])?;
         self.ip(&["addr", "add", &addr, "dev", BRIDGE])?;
+        if self.router_advertisements {
+            // The bridge alone speaks IPv6 and never takes a route from
+            // what it hears.
+            let keys = ["disable_ipv6=0", "accept_ra=0", "forwarding=0"]
+                .map(|kv| format!("net.ipv6.conf.{BRIDGE}.{kv}"));
+            let mut sysctl = vec!["sysctl", "-qw"];
+            sysctl.extend(keys.iter().map(String::as_str));
+            self.exec(&sysctl)?;
+            let addr6 = format!("{BRIDGE_ADDR_V6}/64");
+            self.ip(&["-6", "addr", "add", &addr6, "dev", BRIDGE, "nodad"])?;
+        }
         self.ip(&["link", "set", BRIDGE, "up"])?;
         self.ip(&["tuntap", "add", "dev", TAP, "mode", "tap"])?;
         self.ip(&["link", "set", TAP, "master", BRIDGE])?;
@@ -409,16 +440,26 @@ impl Lab {
             }
         }
         // Asking the kernel sends nothing.
-        match self.ip(&["route", "get", "1.1.1.1"]) {
+        self.expect_unreachable(&["route", "get", "1.1.1.1"])?;
+        if self.router_advertisements {
+            self.expect_unreachable(&["-6", "route", "get", "2001:db8::1"])?;
+        }
+        Ok(())
+    }
+
+    /// `ip ARGS` (a route lookup) must answer "unreachable".
+    fn expect_unreachable(&self, args: &[&str]) -> Result<(), LabError> {
+        match self.ip(args) {
             Err(LabError::Command {
                 source: RunError::Failed { stderr, .. },
                 ..
             }) if stderr.contains("unreachable") => Ok(()),
             Err(e) => Err(e),
-            Ok(out) => Err(not_isolated(
-                "`ip route get 1.1.1.1` to answer unreachable",
-                out.trim().to_owned(),
-            )),
+            Ok(out) => Err(LabError::NotIsolated {
+                lab: self.name.clone(),
+                expected: "a route lookup of an outside address to answer unreachable",
+                seen: format!("`ip {}`: {}", args.join(" "), out.trim()),
+            }),
         }
     }
 
@@ -450,6 +491,15 @@ impl Lab {
             "--log-dhcp".into(),
             format!("--log-facility={}", log.display()),
         ];
+        if self.router_advertisements {
+            args.extend([
+                "--enable-ra".into(),
+                format!("--dhcp-range={},ra-only,64,12h", ipv6_prefix()),
+                // Interval, then router lifetime: a default router, so a
+                // guest that leaks IPv6 sends it onto the link.
+                format!("--ra-param={BRIDGE},{RA_INTERVAL_SECS},1800"),
+            ]);
+        }
         match self.mode {
             // Keep root's uid and gid: the state directory may be closed to
             // "nobody", and a changed gid (Debian's default is "dip") makes
