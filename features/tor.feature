@@ -10,6 +10,7 @@ Feature: Tor-only traffic
     And a computer at checkpoint "tor-ready"
 
   Scenario: A page fetched through Tor leaves only Tor traffic
+    Then I see "greeter-tor-ready" within 30 seconds
     When I fetch "http://10.203.0.2/" through Tor in the guest
     Then the fetched page is the lab's web page
     When I capture the guest's traffic for 12 seconds

@@ -1,13 +1,18 @@
 //! The expected-failure suite: each leaky customization of the reference
 //! derivative must be caught by the feature it breaks, with a verdict that
-//! names the leak. Runs the real features against each customized ISO in
-//! the lab, with the lab's real Tor network.
+//! names the leak, while the other lab features still pass; and the
+//! harmless `branding` customization passes everything. Runs the real
+//! features against each customized ISO in the lab, with the lab's real
+//! Tor network.
 #![cfg(feature = "vm")]
 
 use std::path::{Path, PathBuf};
 
 use harness::derivative::{build, BuildOptions};
 use steps::runner::{run_recorded, RunArgs};
+
+/// A run owns the process-wide settings, lab and checkpoints: one at a time.
+static ONE_RUN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -27,7 +32,7 @@ fn args(iso: &Path, tags: &str) -> RunArgs {
         iso: Some(iso.to_owned()),
         vm_config: None,
         features: root().join("features"),
-        screenshots: root().join("screenshots"),
+        screenshots: vec![root().join("screenshots")],
         vm_configs: root().join("vm-configs"),
         artifacts: root().join("artifacts/leaks"),
         name: None,
@@ -39,46 +44,147 @@ fn args(iso: &Path, tags: &str) -> RunArgs {
     }
 }
 
-/// Run the features tagged `tags` against the customization and check that
-/// exactly the step `failing_step` failed, with `detail` in its verdict.
-async fn caught(customization: &str, tags: &str, failing_step: &str, detail: &str) {
+/// A failed step a customization must cause: in the feature named
+/// `feature`, the step containing `step`, its error naming `detail`.
+struct MustFail {
+    feature: &'static str,
+    step: &'static str,
+    detail: &'static str,
+}
+
+/// The catch-all check: every leak is also traffic outside Tor, so the
+/// only-Tor step of any scenario may fail too, naming the same leak.
+const ONLY_TOR_STEP: &str = "only flowed through Tor";
+
+/// Run the lab features against `customization` and check that it fails
+/// exactly where it should: each `must_fail` step failed with its detail,
+/// and every other failure is the catch-all only-Tor step naming `detail`
+/// of one of them. Every other scenario passed.
+async fn caught(customization: &str, must_fail: &[MustFail]) {
     let iso = customized_iso(customization);
-    let (summary, records) = run_recorded(args(&iso, tags))
+    let (summary, records) = run_recorded(args(&iso, "@lab"))
         .await
         .expect("the run itself works");
-    assert!(
-        summary.failed >= 1,
-        "{customization}: nothing failed: {summary:?}"
-    );
-    let failures: Vec<(String, String)> = records
+    let failures: Vec<(String, String, String)> = records
         .scenarios
         .iter()
-        .flat_map(|s| s.steps.iter())
-        .filter(|st| st.status == steps::report::Status::Failed)
-        .map(|st| (st.text.clone(), st.error.clone().unwrap_or_default()))
+        .flat_map(|sc| {
+            sc.steps
+                .iter()
+                .filter(|st| st.status == steps::report::Status::Failed)
+                .map(|st| {
+                    (
+                        sc.feature.clone(),
+                        st.text.clone(),
+                        st.error.clone().unwrap_or_default(),
+                    )
+                })
+        })
         .collect();
-    assert!(
-        failures.iter().all(|(text, _)| text.contains(failing_step)),
-        "{customization}: expected only `{failing_step}` to fail, got {failures:#?}"
-    );
-    let (_, error) = failures.first().expect("a failed step");
-    assert!(
-        error.contains(detail),
-        "{customization}: the verdict should name `{detail}`:\n{error}"
-    );
+    for expected in must_fail {
+        let hit = failures.iter().find(|(feature, step, _)| {
+            feature.contains(expected.feature) && step.contains(expected.step)
+        });
+        let Some((_, _, error)) = hit else {
+            panic!(
+                "{customization}: expected `{}` in feature `{}` to fail; failures were {failures:#?}\nsummary: {summary:?}",
+                expected.step, expected.feature
+            );
+        };
+        assert!(
+            error.contains(expected.detail),
+            "{customization}: the failure of `{}` should name `{}`:\n{error}",
+            expected.step,
+            expected.detail
+        );
+    }
+    for (feature, step, error) in &failures {
+        let expected = must_fail
+            .iter()
+            .any(|m| feature.contains(m.feature) && step.contains(m.step));
+        let catch_all =
+            step.contains(ONLY_TOR_STEP) && must_fail.iter().any(|m| error.contains(m.detail));
+        assert!(
+            expected || catch_all,
+            "{customization}: `{step}` in `{feature}` failed, which this customization should not break:\n{error}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn leaky_customizations_are_caught_by_the_feature_they_break() {
-    // One lab and VM at a time: these run in one test, in sequence.
+    let _one = ONE_RUN.lock().await;
     caught(
         "no-mac-spoof",
-        "@mac",
-        "MAC address was spoofed",
-        "52:54:00:12:34:56",
+        &[MustFail {
+            feature: "MAC address spoofing",
+            step: "MAC address was spoofed",
+            detail: "52:54:00:12:34:56",
+        }],
     )
     .await;
-    caught("clear-dns", "@dns", "no DNS left the guest", ":53").await;
-    caught("ipv6-leak", "@ipv6", "no IPv6 left the guest", "ff02::1").await;
-    caught("direct-tcp", "@tor", "only flowed through Tor", ":80").await;
+    caught(
+        "clear-dns",
+        &[MustFail {
+            feature: "DNS goes only through Tor",
+            step: "no DNS left the guest",
+            detail: ":53",
+        }],
+    )
+    .await;
+    caught(
+        "ipv6-leak",
+        &[MustFail {
+            feature: "No IPv6 leaves the guest",
+            step: "no IPv6 left the guest",
+            detail: "ff02::1",
+        }],
+    )
+    .await;
+    caught(
+        "direct-tcp",
+        &[
+            MustFail {
+                feature: "Tor-only traffic",
+                step: ONLY_TOR_STEP,
+                detail: ":80",
+            },
+            // amnesia's direct connection succeeds where it must fail.
+            MustFail {
+                feature: "The Tor-only firewall",
+                step: "the command fails",
+                detail: "as amnesia",
+            },
+        ],
+    )
+    .await;
+}
+
+/// The harmless customization passes every feature of the derivative, with
+/// its own look layered over the reference images.
+#[tokio::test]
+async fn branding_passes_every_feature() {
+    let _one = ONE_RUN.lock().await;
+    let iso = customized_iso("branding");
+    let mut args = args(&iso, "not @smoke");
+    args.screenshots = vec![
+        root().join("screenshots/branding"),
+        root().join("screenshots"),
+    ];
+    let (summary, records) = run_recorded(args).await.expect("the run itself works");
+    let failed: Vec<String> = records
+        .scenarios
+        .iter()
+        .filter(|sc| sc.failed())
+        .map(|sc| format!("{}: {} ({}:{})", sc.feature, sc.name, sc.file, sc.line))
+        .collect();
+    assert!(
+        summary.success() && failed.is_empty(),
+        "branding broke: {failed:#?}\n{summary:?}"
+    );
+    assert!(
+        records.scenarios.len() >= 10,
+        "the branded run covered only {} scenarios",
+        records.scenarios.len()
+    );
 }

@@ -11,7 +11,7 @@ fn args(features: &std::path::Path, junit: std::path::PathBuf, shard: &str) -> R
         iso: None,
         vm_config: None,
         features: features.to_owned(),
-        screenshots: features.join("screenshots"),
+        screenshots: vec![features.join("screenshots")],
         vm_configs: features.join("vm-configs"),
         artifacts: features.join("artifacts"),
         name: None,

@@ -1,4 +1,6 @@
-//! Steps that use the guest's shell (the QEMU guest agent).
+//! Steps that use the guest's shell (the QEMU guest agent): commands as
+//! root or as another user, and what the greeter left behind (the
+//! administration password).
 
 use std::time::Duration;
 
@@ -22,6 +24,96 @@ async fn run_in_guest(world: &mut TailorWorld, command: String) -> anyhow::Resul
         .await?;
     world.last_exec = Some(result);
     Ok(())
+}
+
+/// `command` as `user` through `su` (root needs no password for it).
+pub fn as_user(user: &str, command: &str) -> String {
+    if user == "root" {
+        return command.to_owned();
+    }
+    format!(
+        "su -s /bin/sh {} -c {}",
+        shell_quote(user),
+        shell_quote(command)
+    )
+}
+
+/// Single-quote `s` for sh.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[when(expr = "I run {string} as {string} in the guest")]
+async fn run_as_user(world: &mut TailorWorld, command: String, user: String) -> anyhow::Result<()> {
+    let guest = world.guest()?;
+    let mut result = guest
+        .exec(
+            &as_user(&user, &command),
+            harness::wait::scaled(Duration::from_secs(60)),
+        )
+        .await?;
+    // Report the command as written in the feature.
+    result.command = format!("{command} (as {user})");
+    world.last_exec = Some(result);
+    Ok(())
+}
+
+#[then("the command fails")]
+async fn command_fails(world: &mut TailorWorld) -> anyhow::Result<()> {
+    let last = last(world)?;
+    if last.success() {
+        anyhow::bail!(
+            "expected `{}` to fail, but it exited 0; its output: {:?}",
+            last.command,
+            last.stdout.trim()
+        );
+    }
+    Ok(())
+}
+
+/// Whether root's password hash in /etc/shadow is `password`'s, checked in
+/// the guest with the hash's own salt.
+#[then(expr = "the administration password is {string}")]
+async fn admin_password_is(world: &mut TailorWorld, password: String) -> anyhow::Result<()> {
+    let check = format!(
+        "h=$(awk -F: '$1==\"root\" {{print $2}}' /etc/shadow); \
+         case \"$h\" in '$6$'*) ;; *) echo \"root's password field is '$h', not a SHA-512 hash\" >&2; exit 2;; esac; \
+         salt=$(echo \"$h\" | cut -d'$' -f3); \
+         [ \"$(mkpasswd -m sha512 -S \"$salt\" {})\" = \"$h\" ] || {{ echo 'the hash is not of the expected password' >&2; exit 1; }}",
+        shell_quote(&password)
+    );
+    let out = world
+        .guest()?
+        .exec(&check, harness::wait::scaled(Duration::from_secs(30)))
+        .await?;
+    if !out.success() {
+        anyhow::bail!(
+            "expected root's password to be {password:?}: {}",
+            out.stderr.trim()
+        );
+    }
+    Ok(())
+}
+
+#[then("no administration password is set")]
+async fn no_admin_password(world: &mut TailorWorld) -> anyhow::Result<()> {
+    let out = world
+        .guest()?
+        .exec(
+            "awk -F: '$1==\"root\" {print $2}' /etc/shadow",
+            harness::wait::scaled(Duration::from_secs(30)),
+        )
+        .await?;
+    out.ensure_success()?;
+    let field = out.stdout.trim();
+    // A locked account: no hash at all ("*", "!", "!..." or empty is not
+    // allowed either: an empty field means no password is needed).
+    if field.starts_with('*') || field.starts_with('!') {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "expected root's account to be locked (`*` or `!` in /etc/shadow), found {field:?}"
+    )
 }
 
 #[then("the command succeeds")]

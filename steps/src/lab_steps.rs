@@ -148,15 +148,26 @@ async fn policy() -> anyhow::Result<Policy> {
     ))
 }
 
+/// Keep the verdict beside the capture, and fail the step on a leak.
 fn judge(world: &TailorWorld, verdict: Verdict) -> anyhow::Result<()> {
-    if verdict.passed() {
-        return Ok(());
-    }
     let pcap = world
         .pcap
         .clone()
         .unwrap_or_else(|| PathBuf::from("<none>"));
-    anyhow::bail!("{verdict}\ncapture: {}", pcap.display())
+    let file = world
+        .scenario_dir
+        .join(format!("verdict-{}.txt", verdict.check.slug()));
+    if let Err(e) = std::fs::write(&file, format!("{verdict}\ncapture: {}\n", pcap.display())) {
+        eprintln!("cannot save the verdict to {}: {e}", file.display());
+    }
+    if verdict.passed() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{verdict}\ncapture: {}\nverdict: {}",
+        pcap.display(),
+        file.display()
+    )
 }
 
 #[given("the Tor network is running")]
@@ -197,8 +208,21 @@ async fn tor_ready(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
 
 #[when(expr = "I fetch {string} through Tor in the guest")]
 async fn fetch_through_tor(world: &mut TailorWorld, url: String) -> anyhow::Result<()> {
-    let command = format!(
-        "curl --silent --show-error --max-time 60 --socks5-hostname 127.0.0.1:9050 '{url}'"
+    fetch_through_tor_as(world, url, "root".into()).await
+}
+
+#[when(expr = "I fetch {string} through Tor as {string} in the guest")]
+async fn fetch_through_tor_as(
+    world: &mut TailorWorld,
+    url: String,
+    user: String,
+) -> anyhow::Result<()> {
+    let command = crate::guest_steps::as_user(
+        &user,
+        &format!(
+            "curl --silent --show-error --max-time 60 --socks5-hostname 127.0.0.1:9050 {}",
+            crate::guest_steps::shell_quote(&url)
+        ),
     );
     let result = world
         .guest()?
@@ -259,6 +283,30 @@ async fn no_ipv6(world: &mut TailorWorld) -> anyhow::Result<()> {
     let policy = policy().await?;
     let verdict = policy.no_ipv6(world.analysed_capture().await?);
     judge(world, verdict)
+}
+
+/// The lab's router advertisements reached the guest during the capture:
+/// proof that the guest had IPv6 on offer and declined it.
+#[then("the lab advertised IPv6 to the guest")]
+async fn lab_advertised_ipv6(world: &mut TailorWorld) -> anyhow::Result<()> {
+    const ROUTER_ADVERTISEMENT: u8 = 134;
+    let analysis = world.analysed_capture().await?;
+    let seen = analysis.flows.iter().any(|f| {
+        f.key.protocol
+            == analysis::Protocol::Icmpv6 {
+                kind: Some(ROUTER_ADVERTISEMENT),
+            }
+            && f.src_mac == Some(harness::net::lab::BRIDGE_MAC)
+    });
+    if !seen {
+        anyhow::bail!(
+            "expected router advertisements from the lab (ICMPv6 type 134 from {}) in the capture {}; it has {} flows",
+            harness::net::lab::BRIDGE_MAC,
+            analysis.source,
+            analysis.flows.len()
+        );
+    }
+    Ok(())
 }
 
 #[then("the guest's MAC address was spoofed")]

@@ -6,8 +6,11 @@
 //! - [`vm_steps`]: boot, keyboard, mouse, screen, serial, checkpoints.
 //! - [`guest_steps`]: commands in the guest through its agent.
 //! - [`lab_steps`]: the lab, its Tor network and web server, traffic checks.
+//! - [`firewall_steps`]: the derivative's firewall rules and counters, and
+//!   network reconnects.
 
 pub mod checkpoints;
+pub mod firewall_steps;
 pub mod guest_steps;
 pub mod lab_steps;
 pub mod report;

@@ -29,9 +29,11 @@ pub struct RunArgs {
     /// Folder of .feature files.
     #[arg(long, default_value = "features")]
     pub features: PathBuf,
-    /// Folder of reference images.
+    /// Folder of reference images; repeat it to layer folders, first one
+    /// first (a derivative's own look over the reference images:
+    /// `--screenshots screenshots/branding --screenshots screenshots`).
     #[arg(long, default_value = "screenshots")]
-    pub screenshots: PathBuf,
+    pub screenshots: Vec<PathBuf>,
     /// Folder of vm-configs that features name.
     #[arg(long, default_value = "vm-configs")]
     pub vm_configs: PathBuf,
@@ -244,10 +246,12 @@ fn run_id() -> String {
 pub fn in_checkout(root: &Path, args: &mut RunArgs) {
     for p in [
         &mut args.features,
-        &mut args.screenshots,
         &mut args.vm_configs,
         &mut args.artifacts,
-    ] {
+    ]
+    .into_iter()
+    .chain(args.screenshots.iter_mut())
+    {
         if p.is_relative() {
             *p = root.join(&*p);
         }

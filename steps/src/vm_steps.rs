@@ -42,7 +42,7 @@ async fn press(world: &mut TailorWorld, combo: String) -> anyhow::Result<()> {
 
 #[then(expr = "I see {string} within {int} seconds")]
 async fn see(world: &mut TailorWorld, name: String, secs: u64) -> anyhow::Result<()> {
-    let reference = Reference::load(&world.settings.screenshots, &name)?;
+    let reference = Reference::load(world.settings.reference_dir(&name), &name)?;
     let artifacts = world.scenario_dir.clone();
     let found = simple::wait_for(
         world.vm()?,
@@ -57,12 +57,12 @@ async fn see(world: &mut TailorWorld, name: String, secs: u64) -> anyhow::Result
 
 #[then(expr = "I no longer see {string} within {int} seconds")]
 async fn no_longer_see(world: &mut TailorWorld, name: String, secs: u64) -> anyhow::Result<()> {
-    let reference = Reference::load(&world.settings.screenshots, &name)?;
+    let reference = Reference::load(world.settings.reference_dir(&name), &name)?;
     Ok(simple::wait_gone(world.vm()?, &reference, Duration::from_secs(secs)).await?)
 }
 
 async fn click_reference(world: &mut TailorWorld, name: &str, count: u32) -> anyhow::Result<()> {
-    let reference = Reference::load(&world.settings.screenshots, name)?;
+    let reference = Reference::load(world.settings.reference_dir(name), name)?;
     let artifacts = world.scenario_dir.clone();
     let vm = world.vm()?;
     let found = simple::wait_for(vm, &reference, Duration::from_secs(10), &artifacts)

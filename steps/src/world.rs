@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
+use std::time::Duration;
 
 use harness::screen::simple::Match;
 use harness::vm::{BootMedium, Vm, VmConfig};
@@ -9,8 +10,9 @@ use harness::vm::{BootMedium, Vm, VmConfig};
 /// Run-wide settings: where features find their inputs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Folder of reference images (`NAME.png` + optional `NAME.toml`).
-    pub screenshots: PathBuf,
+    /// Folders of reference images (`NAME.png` + optional `NAME.toml`),
+    /// searched in order.
+    pub screenshots: Vec<PathBuf>,
     /// Folder of vm-configs (`NAME.toml`).
     pub vm_configs: PathBuf,
     /// Replaces every boot's vm-config (`--vm-config`).
@@ -28,13 +30,25 @@ impl Settings {
     /// Settings for a checkout rooted at `root`.
     pub fn for_checkout(root: &Path) -> Self {
         Settings {
-            screenshots: root.join("screenshots"),
+            screenshots: vec![root.join("screenshots")],
             vm_configs: root.join("vm-configs"),
             vm_config: None,
             iso: None,
             artifacts: root.join("artifacts"),
             pause_on_failure: false,
         }
+    }
+
+    /// The folder that holds reference `name`: the first of
+    /// [`Settings::screenshots`] with `NAME.png` (or the first folder, so
+    /// a missing reference is reported there).
+    pub fn reference_dir(&self, name: &str) -> &Path {
+        self.screenshots
+            .iter()
+            .find(|dir| dir.join(format!("{name}.png")).is_file())
+            .or(self.screenshots.first())
+            .map(PathBuf::as_path)
+            .unwrap_or(Path::new("screenshots"))
     }
 
     /// The vm-config a step named `name` boots: `--vm-config` if given,
@@ -87,6 +101,8 @@ pub struct TailorWorld {
     /// The stopped capture, analysed, and its file.
     pub analysis: Option<harness::net::analysis::Analysis>,
     pub pcap: Option<PathBuf>,
+    /// The firewall as noted by `When I note the firewall's state`.
+    pub firewall_noted: Option<harness::derivative::inspect::FirewallState>,
 }
 
 impl TailorWorld {
@@ -98,6 +114,7 @@ impl TailorWorld {
             capture: None,
             analysis: None,
             pcap: None,
+            firewall_noted: None,
             scenario_dir: settings().artifacts,
             settings: settings(),
         }
@@ -128,7 +145,8 @@ impl TailorWorld {
     }
 
     /// After hook: on failure keep what a person needs to see why (last
-    /// screen, serial and QEMU logs) and say where it is.
+    /// screen, serial and QEMU logs, the guest's own logs) and say where it
+    /// is.
     pub async fn end_scenario(&mut self, finished: &cucumber::event::ScenarioFinished) {
         use cucumber::event::ScenarioFinished;
         // Close the capture file whatever happened: it is evidence.
@@ -162,6 +180,18 @@ impl TailorWorld {
             let paths = vm.paths().clone();
             let _ = std::fs::copy(&paths.serial_log, dir.join("serial.log"));
             let _ = std::fs::copy(&paths.qemu_log, dir.join("qemu.log"));
+            // tor's log, the firewall's counters and rules, the network:
+            // from the guest itself while it still runs.
+            let guest = harness::guest::Guest::new(&paths.qga_socket);
+            for problem in harness::derivative::inspect::save_guest_logs(
+                &guest,
+                &dir.join("guest"),
+                Duration::from_secs(5),
+            )
+            .await
+            {
+                eprintln!("guest logs: {problem}");
+            }
             if self.settings.pause_on_failure {
                 pause(&paths);
             }

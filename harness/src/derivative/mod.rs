@@ -28,6 +28,7 @@
 pub mod apt;
 pub mod customization;
 mod image;
+pub mod inspect;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -96,6 +96,18 @@ pub enum Check {
     MacSpoofed { nic_mac: MacAddr },
 }
 
+impl Check {
+    /// A short name for file names: `only-tor`, `no-dns`, ...
+    pub fn slug(&self) -> &'static str {
+        match self {
+            Check::OnlyTor => "only-tor",
+            Check::NoDns => "no-dns",
+            Check::NoIpv6 => "no-ipv6",
+            Check::MacSpoofed { .. } => "mac-spoofed",
+        }
+    }
+}
+
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
