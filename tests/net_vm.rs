@@ -5,8 +5,9 @@
 //! `-boot order=n` it runs DHCP on the NIC at once, without a guest OS to
 //! build. It does not spoof its MAC, so the MAC check must say so.
 //!
-//! Needs root (the lab's namespace) and QEMU: `cargo test --features vm
-//! --test net_vm`. As another user it prints why it is skipped.
+//! Needs QEMU: `cargo test --features vm --test net_vm`. Run as root, it
+//! also re-runs the same flow as an unprivileged user (nobody), where the
+//! lab is a user+network namespace and QEMU enters it through nsenter.
 #![cfg(feature = "vm")]
 
 use std::time::Duration;
@@ -15,7 +16,7 @@ use harness::net::analysis::{analyse_path, MacAddr};
 use harness::net::capture::Capture;
 use harness::net::lab::{Lab, LabConfig, BRIDGE_ADDR, BRIDGE_MAC};
 use harness::net::policy::{Class, Offence, Policy};
-use harness::vm::{LabAttachment, Vm, VmConfig, VmOptions, NETDEV_ID};
+use harness::vm::{Vm, VmConfig, VmOptions, NETDEV_ID};
 
 #[tokio::test]
 async fn capture_shows_the_guests_dhcp_from_its_mac() {
@@ -23,6 +24,50 @@ async fn capture_shows_the_guests_dhcp_from_its_mac() {
         eprintln!("capture_shows_the_guests_dhcp_from_its_mac: skipped: needs root for the lab");
         return;
     }
+    dhcp_capture_flow().await;
+}
+
+/// Run as nobody by `rootless_vm_on_a_rootless_lab`.
+#[tokio::test]
+#[ignore = "a helper run as an unprivileged user by rootless_vm_on_a_rootless_lab"]
+async fn rootless_child() {
+    if std::env::var_os("TAILOR_NET_VM_ROOTLESS_CHILD").is_none() {
+        return;
+    }
+    assert!(!nix::unistd::geteuid().is_root());
+    dhcp_capture_flow().await;
+    println!("ROOTLESS VM OK");
+}
+
+#[test]
+fn rootless_vm_on_a_rootless_lab() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "rootless_vm_on_a_rootless_lab: skipped: run as root, it re-runs itself as nobody"
+        );
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["--exact", "rootless_child", "--ignored", "--nocapture"])
+        .env("TAILOR_NET_VM_ROOTLESS_CHILD", "1")
+        // nobody's home does not exist; keep temporary files in /tmp.
+        .env("TMPDIR", "/tmp")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("ROOTLESS VM OK"),
+        "the same flow as nobody failed:\n{text}\n{stderr}"
+    );
+}
+
+/// Boot the firmware on a fresh lab, capture its DHCP, judge the capture.
+async fn dhcp_capture_flow() {
     let dir = tempfile::tempdir().unwrap();
     let lab = Lab::start(LabConfig {
         state_dir: Some(dir.path().join("lab")),
@@ -44,10 +89,7 @@ async fn capture_shows_the_guests_dhcp_from_its_mac() {
     let mut vm = Vm::start(
         &config,
         VmOptions {
-            lab: Some(LabAttachment {
-                netns: lab.netns_path().to_owned(),
-                tap: lab.tap().to_owned(),
-            }),
+            lab: Some(lab.attachment()),
             // Paused until the capture runs, so it holds the first frame.
             extra_args: vec!["-boot".into(), "order=n".into(), "-S".into()],
             ..Default::default()

@@ -61,6 +61,44 @@ pub struct Spec {
     pub current_dir: Option<PathBuf>,
 }
 
+/// How a process gets into a network namespace it did not create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespace {
+    /// Join the namespace at this path (`/run/netns/NAME`) before exec:
+    /// needs CAP_SYS_ADMIN over it, i.e. root for a root-made namespace.
+    Join(PathBuf),
+    /// Run through `nsenter --user --net` into the namespaces of process
+    /// `target`: a rootless lab's network namespace belongs to a user
+    /// namespace, and only inside that one may we configure and use it.
+    UserAndNet { target: u32 },
+}
+
+impl Namespace {
+    /// `spec` made to start inside this namespace.
+    pub fn apply(&self, spec: Spec) -> Spec {
+        match self {
+            Namespace::Join(path) => spec.netns(path),
+            Namespace::UserAndNet { target } => {
+                let mut args: Vec<OsString> = vec![
+                    "--target".into(),
+                    target.to_string().into(),
+                    "--user".into(),
+                    "--net".into(),
+                    "--preserve-credentials".into(),
+                    "--".into(),
+                    spec.program.clone(),
+                ];
+                args.extend(spec.args.iter().cloned());
+                Spec {
+                    program: "nsenter".into(),
+                    args,
+                    ..spec
+                }
+            }
+        }
+    }
+}
+
 impl Spec {
     pub fn new(program: impl Into<OsString>) -> Self {
         Spec {

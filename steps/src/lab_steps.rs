@@ -61,10 +61,7 @@ async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet
 pub async fn lab_attachment() -> anyhow::Result<LabAttachment> {
     let mut slot = INTERNET.lock().await;
     let internet = ensure_lab(&mut slot).await?;
-    Ok(LabAttachment {
-        netns: internet.lab.netns_path().to_owned(),
-        tap: internet.lab.tap().to_owned(),
-    })
+    Ok(internet.lab.attachment())
 }
 
 /// Start the Tor network and web server in the lab (once per run).

@@ -39,14 +39,13 @@
 //! `tailor-<pid>-...` namespace whose `<pid>` is dead or is now another
 //! process (start time recorded in `/run/tailor/`).
 
-use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use crate::process::{self, ChildGuard, RunError, Spec};
+use crate::process::{self, ChildGuard, Namespace, RunError, Spec};
 use crate::wait::{self, Check, WaitError};
 
 use super::analysis::MacAddr;
@@ -321,28 +320,27 @@ impl Lab {
         self.dir.join("dnsmasq.log")
     }
 
-    /// `spec` made to run inside the lab: as root by joining the namespace
+    /// How a process gets into the lab: as root by joining the namespace
     /// before exec, rootless by going through `nsenter`.
-    pub fn spec(&self, spec: Spec) -> Spec {
+    pub fn namespace(&self) -> Namespace {
         match &self.mode {
-            Mode::Root => spec.netns(&self.netns),
-            Mode::Rootless { holder } => {
-                let mut args: Vec<OsString> = vec![
-                    "--target".into(),
-                    holder.pid().to_string().into(),
-                    "--user".into(),
-                    "--net".into(),
-                    "--preserve-credentials".into(),
-                    "--".into(),
-                    spec.program.clone(),
-                ];
-                args.extend(spec.args.iter().cloned());
-                Spec {
-                    program: "nsenter".into(),
-                    args,
-                    ..spec
-                }
-            }
+            Mode::Root => Namespace::Join(self.netns.clone()),
+            Mode::Rootless { holder } => Namespace::UserAndNet {
+                target: holder.pid(),
+            },
+        }
+    }
+
+    /// `spec` made to run inside the lab.
+    pub fn spec(&self, spec: Spec) -> Spec {
+        self.namespace().apply(spec)
+    }
+
+    /// Where a VM plugs in: the lab's tap, entered the lab's way.
+    pub fn attachment(&self) -> crate::vm::LabAttachment {
+        crate::vm::LabAttachment {
+            namespace: self.namespace(),
+            tap: TAP.to_owned(),
         }
     }
 

@@ -102,9 +102,9 @@ pub enum VmError {
 /// Where the VM's NIC plugs into the lab (see `harness::net`).
 #[derive(Debug, Clone)]
 pub struct LabAttachment {
-    /// Network namespace QEMU is started in (`/run/netns/NAME` or
-    /// `/proc/PID/ns/net`).
-    pub netns: PathBuf,
+    /// How QEMU gets into the lab's network namespace (root or rootless):
+    /// from `harness::net::lab::Lab::attachment`.
+    pub namespace: crate::process::Namespace,
     /// The tap device inside that namespace.
     pub tap: String,
 }
@@ -237,7 +237,7 @@ impl Vm {
                 field: "nic.network",
                 problem: "is \"lab\" but no lab was started for this VM".into(),
             })?;
-            spec = spec.netns(&lab.netns);
+            spec = lab.namespace.apply(spec);
         }
         tracing::info!(command = %spec.display(), "starting QEMU");
         let mut child = process::spawn(spec)?;
@@ -872,7 +872,7 @@ mod tests {
         config.network = Network::Lab;
         let options = VmOptions {
             lab: Some(LabAttachment {
-                netns: "/run/netns/x".into(),
+                namespace: crate::process::Namespace::Join("/run/netns/x".into()),
                 tap: "tap0".into(),
             }),
             ..Default::default()
