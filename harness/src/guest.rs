@@ -300,6 +300,7 @@ impl Guest {
             )
             .await?;
         let start = Instant::now();
+        let mut progress = crate::wait::Progress::new(format!("`{command}` in the guest"), timeout);
         loop {
             let status = self
                 .request(
@@ -338,6 +339,7 @@ impl Guest {
                     waited: start.elapsed(),
                 });
             }
+            progress.tick(None);
             // QGA has no completion event: poll guest-exec-status.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -352,6 +354,8 @@ impl Guest {
         timeout: Duration,
     ) -> Result<ExecResult, Error> {
         let start = Instant::now();
+        let mut progress =
+            crate::wait::Progress::new(format!("`{command}` to succeed in the guest"), timeout);
         loop {
             let left = timeout.saturating_sub(start.elapsed());
             let last = match self.exec(command, left.max(Duration::from_secs(1))).await {
@@ -369,6 +373,7 @@ impl Guest {
                     last,
                 });
             }
+            progress.tick(Some(&last));
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }

@@ -191,7 +191,13 @@ impl Qmp {
 
     /// Wait for the next event whose name is in `names` (oldest unconsumed
     /// first, so an event that arrived before the call counts), consuming it.
+    /// Logs progress every 10 s while it waits.
     pub async fn wait_event(&self, names: &[&str], timeout: Duration) -> Result<Event, Error> {
+        let what = format!("QMP event {}", names.join("|"));
+        crate::wait::reporting(&what, timeout, self.next_event(names, timeout)).await
+    }
+
+    async fn next_event(&self, names: &[&str], timeout: Duration) -> Result<Event, Error> {
         let what = names.join("|");
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

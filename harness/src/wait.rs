@@ -2,10 +2,19 @@
 //! out, logging progress on long waits. Every timeout is multiplied by one
 //! scale factor (like openQA's TIMEOUT_SCALE) so a slow TCG host can be given
 //! more time with one setting: `TAILOR_TIMEOUT_SCALE=3`.
+//!
+//! Progress: every wait that can last long says every 10 s what it waits
+//! for, how long it has waited and its timeout ("waiting for X: 20 s of
+//! 90 s"), at `info` level (the CLI logs to stderr). Polling loops call
+//! [`Progress::tick`]; a single long call (a `savevm`, a QMP event) runs
+//! under [`reporting`].
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// How often a long wait reports.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 const SCALE_ONE: u64 = 1000;
 static SCALE_MILLI: AtomicU64 = AtomicU64::new(0);
@@ -81,7 +90,7 @@ where
     Fut: Future<Output = Check<T, E>>,
 {
     let start = Instant::now();
-    let mut next_report = Duration::from_secs(10);
+    let mut progress = Progress::new(what, timeout);
     loop {
         let seen = match check().await {
             Check::Ready(v) => {
@@ -100,15 +109,75 @@ where
             }
             .into());
         }
-        if elapsed >= next_report {
-            tracing::info!(
-                "waiting for {what}: {:.0}s of {:.0}s",
-                elapsed.as_secs_f64(),
-                timeout.as_secs_f64()
-            );
-            next_report += Duration::from_secs(10);
-        }
+        progress.tick(Some(&seen));
         tokio::time::sleep(interval.min(timeout.saturating_sub(elapsed))).await;
+    }
+}
+
+/// Progress of one long wait: [`Progress::tick`] logs "waiting for WHAT:
+/// 20 s of 90 s" once per [`PROGRESS_EVERY`], and nothing before the first
+/// 10 s, so short waits stay quiet.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    what: String,
+    timeout: Duration,
+    start: Instant,
+    next: Duration,
+}
+
+impl Progress {
+    /// Start timing a wait for `what` (as in "waiting for WHAT") that gives
+    /// up after `timeout` (already scaled).
+    pub fn new(what: impl Into<String>, timeout: Duration) -> Self {
+        Progress {
+            what: what.into(),
+            timeout,
+            start: Instant::now(),
+            next: PROGRESS_EVERY,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Log the progress line if one is due; `seen` is what the last check
+    /// saw, when there is something to say.
+    pub fn tick(&mut self, seen: Option<&str>) {
+        if let Some(line) = self.due(self.start.elapsed(), seen) {
+            tracing::info!("{line}");
+        }
+    }
+
+    /// The line to log at `elapsed`, if one is due (and schedule the next).
+    fn due(&mut self, elapsed: Duration, seen: Option<&str>) -> Option<String> {
+        if elapsed < self.next {
+            return None;
+        }
+        while self.next <= elapsed {
+            self.next += PROGRESS_EVERY;
+        }
+        Some(format!(
+            "waiting for {}: {:.0} s of {:.0} s{}",
+            self.what,
+            elapsed.as_secs_f64(),
+            self.timeout.as_secs_f64(),
+            seen.map(|s| format!(" (last seen: {s})")).unwrap_or_default()
+        ))
+    }
+}
+
+/// Run `future` (one long operation with its own timeout, e.g. a QMP
+/// command or event) and log its progress every 10 s while it runs.
+pub async fn reporting<F: Future>(what: &str, timeout: Duration, future: F) -> F::Output {
+    let mut progress = Progress::new(what, timeout);
+    tokio::pin!(future);
+    loop {
+        let wake = tokio::time::sleep(progress.next.saturating_sub(progress.elapsed()));
+        tokio::select! {
+            out = &mut future => return out,
+            _ = wake => progress.tick(None),
+        }
     }
 }
 
@@ -159,5 +228,24 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(v, 7);
+    }
+
+    #[test]
+    fn progress_lines_every_ten_seconds() {
+        let mut p = Progress::new("the screen showing login", Duration::from_secs(90));
+        assert_eq!(p.due(Duration::from_secs(3), None), None);
+        assert_eq!(
+            p.due(Duration::from_millis(20_400), Some("best 0.62")).as_deref(),
+            Some("waiting for the screen showing login: 20 s of 90 s (last seen: best 0.62)")
+        );
+        // Reported up to 20 s: the next line is due at 30 s.
+        assert_eq!(p.due(Duration::from_secs(25), None), None);
+        assert!(p.due(Duration::from_secs(30), None).is_some());
+    }
+
+    #[tokio::test]
+    async fn reporting_returns_the_output() {
+        let v = reporting("a quick thing", Duration::from_secs(5), async { 42 }).await;
+        assert_eq!(v, 42);
     }
 }

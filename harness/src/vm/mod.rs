@@ -504,6 +504,8 @@ impl Vm {
     ) -> Result<RgbImage, VmError> {
         let timeout = scaled(timeout);
         let start = Instant::now();
+        let what = format!("the screen to change (at least {min_changed} pixels)");
+        let mut progress = wait::Progress::new(&what, timeout);
         let mut last_diff;
         loop {
             let now = self.screendump().await?;
@@ -514,11 +516,12 @@ impl Vm {
             if start.elapsed() >= timeout {
                 break;
             }
+            progress.tick(Some(&format!("{last_diff} pixels changed")));
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Err(VmError::Screen {
             timeout: Timeout {
-                what: format!("the screen to change (at least {min_changed} pixels)"),
+                what,
                 waited: start.elapsed(),
                 last_error: Some(format!("{last_diff} pixels changed")),
             },
@@ -535,7 +538,13 @@ impl Vm {
         let start = Instant::now();
         let mut reference = self.screendump().await?;
         let mut still_since = Instant::now();
+        let mut progress =
+            wait::Progress::new(format!("the screen to stay still for {still_for:?}"), timeout);
         loop {
+            progress.tick(Some(&format!(
+                "last change {:.1?} ago",
+                still_since.elapsed()
+            )));
             tokio::time::sleep(Duration::from_millis(50)).await;
             let now = self.screendump().await?;
             if crate::screen::changed_pixels(&reference, &now) == Some(0) {
@@ -581,19 +590,17 @@ impl Vm {
             });
         }
         let start = Instant::now();
+        let timeout = scaled(Duration::from_secs(120));
         // QEMU 7.2's QMP snapshot-save/-load are background jobs; the HMP
         // commands do the same synchronously and report errors as text.
-        let out = match self
-            .qmp
-            .execute_within(
-                qmp::human_monitor_command {
-                    command_line: format!("{verb} {name}"),
-                    cpu_index: None,
-                },
-                scaled(Duration::from_secs(120)),
-            )
-            .await
-        {
+        let command = self.qmp.execute_within(
+            qmp::human_monitor_command {
+                command_line: format!("{verb} {name}"),
+                cpu_index: None,
+            },
+            timeout,
+        );
+        let out = match wait::reporting(&format!("{verb} {name}"), timeout, command).await {
             Ok(out) => out,
             Err(e) => return Err(self.qmp_error(verb, e)),
         };
