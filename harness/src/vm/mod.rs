@@ -176,6 +176,10 @@ pub struct Vm {
 pub struct VmPaths {
     pub dir: PathBuf,
     pub qmp_socket: PathBuf,
+    /// A second QMP monitor for onlookers that must not disturb the
+    /// harness's session (the run report's per-step screenshots; a person
+    /// with `socat`). QEMU serves one client per monitor at a time.
+    pub observer_socket: PathBuf,
     pub vnc_socket: PathBuf,
     pub qga_socket: PathBuf,
     pub serial_log: PathBuf,
@@ -217,6 +221,7 @@ impl Vm {
         let dir = scratch.path().to_owned();
         let paths = VmPaths {
             qmp_socket: dir.join("qmp.sock"),
+            observer_socket: dir.join("observer.sock"),
             vnc_socket: dir.join("vnc.sock"),
             qga_socket: dir.join("qga.sock"),
             serial_log: dir.join("serial.log"),
@@ -737,6 +742,8 @@ fn command_line(
         format!("VGA,edid=on,xres={},yres={}", config.width, config.height),
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", p(&paths.qmp_socket)),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", p(&paths.observer_socket)),
         "-chardev".into(),
         format!("file,id=serial0,path={}", p(&paths.serial_log)),
         "-serial".into(),
@@ -860,6 +867,7 @@ mod tests {
         VmPaths {
             dir: dir.to_owned(),
             qmp_socket: dir.join("qmp.sock"),
+            observer_socket: dir.join("observer.sock"),
             vnc_socket: dir.join("vnc.sock"),
             qga_socket: dir.join("qga.sock"),
             serial_log: dir.join("serial.log"),
@@ -902,6 +910,10 @@ mod tests {
             "{joined}"
         );
         assert!(joined.contains("-accel tcg,thread=multi"), "{joined}");
+        assert!(
+            joined.contains("-qmp unix:") && joined.contains("observer.sock,server=on,wait=off"),
+            "a second QMP monitor for observers: {joined}"
+        );
         assert!(dir.path().join("overlay.qcow2").exists(), "overlay created");
     }
 
