@@ -162,7 +162,8 @@ impl Progress {
             self.what,
             elapsed.as_secs_f64(),
             self.timeout.as_secs_f64(),
-            seen.map(|s| format!(" (last seen: {s})")).unwrap_or_default()
+            seen.map(|s| format!(" (last seen: {s})"))
+                .unwrap_or_default()
         ))
     }
 }
@@ -235,7 +236,8 @@ mod tests {
         let mut p = Progress::new("the screen showing login", Duration::from_secs(90));
         assert_eq!(p.due(Duration::from_secs(3), None), None);
         assert_eq!(
-            p.due(Duration::from_millis(20_400), Some("best 0.62")).as_deref(),
+            p.due(Duration::from_millis(20_400), Some("best 0.62"))
+                .as_deref(),
             Some("waiting for the screen showing login: 20 s of 90 s (last seen: best 0.62)")
         );
         // Reported up to 20 s: the next line is due at 30 s.

@@ -543,8 +543,10 @@ impl Vm {
         let start = Instant::now();
         let mut reference = self.screendump().await?;
         let mut still_since = Instant::now();
-        let mut progress =
-            wait::Progress::new(format!("the screen to stay still for {still_for:?}"), timeout);
+        let mut progress = wait::Progress::new(
+            format!("the screen to stay still for {still_for:?}"),
+            timeout,
+        );
         loop {
             progress.tick(Some(&format!(
                 "last change {:.1?} ago",
@@ -660,6 +662,48 @@ impl Vm {
         // Drop ends it by signal.
         Ok(())
     }
+}
+
+/// The screen of a running VM through its observer monitor, from outside
+/// the [`Vm`] (e.g. the run report after each step): a connection of its
+/// own for one `screendump`, written into the VM's scratch folder.
+pub async fn observe_screen(paths: &VmPaths, timeout: Duration) -> Result<RgbImage, VmError> {
+    let socket = &paths.observer_socket;
+    let qmp = match tokio::time::timeout(timeout, Qmp::connect(socket)).await {
+        Ok(connected) => connected.map_err(|source| VmError::Qmp {
+            action: format!("connect to the observer monitor {}", socket.display()),
+            source,
+        })?,
+        Err(_) => {
+            return Err(VmError::QmpSocket {
+                socket: socket.clone(),
+                waited: timeout,
+                log: paths.qemu_log.clone(),
+                tail: process::tail_of_file(&paths.qemu_log, 5),
+            })
+        }
+    };
+    let file = paths.dir.join("observer-screen.ppm");
+    qmp.execute_within(
+        qmp::screendump {
+            filename: file.to_string_lossy().into_owned(),
+            device: None,
+            head: None,
+            format: None,
+        },
+        timeout,
+    )
+    .await
+    .map_err(|source| VmError::Qmp {
+        action: "screendump (observer monitor)".into(),
+        source,
+    })?;
+    let bytes = std::fs::read(&file).map_err(|e| VmError::Screendump {
+        path: file.clone(),
+        detail: e.to_string(),
+    })?;
+    let _ = std::fs::remove_file(&file);
+    crate::screen::decode_ppm(&bytes).map_err(|detail| VmError::Screendump { path: file, detail })
 }
 
 async fn connect_qmp(child: &mut ChildGuard, paths: &VmPaths) -> Result<Qmp, VmError> {
