@@ -8,10 +8,16 @@
 //! - [`lab_steps`]: the lab, its Tor network and web server, traffic checks.
 //! - [`firewall_steps`]: the derivative's firewall rules and counters, and
 //!   network reconnects.
+//!
+//! What a run leaves: [`report`] records every scenario and step (with a
+//! screenshot after each step), steps file what they saw with [`evidence`],
+//! and [`html`] writes `artifacts/<run>/index.html` from both.
 
 pub mod checkpoints;
+pub mod evidence;
 pub mod firewall_steps;
 pub mod guest_steps;
+pub mod html;
 pub mod lab_steps;
 pub mod report;
 pub mod runner;

@@ -1,17 +1,21 @@
 //! Running features: the options a user gives (`tailor run ...` or
 //! `cargo test --features vm -- ...` take the same ones) and the cucumber
 //! set-up behind them: one scenario at a time (each boots a VM on a host
-//! that may have two cores), skipped steps count as failures.
+//! that may have two cores), skipped steps count as failures. Every run
+//! ends with a summary and the HTML report `artifacts/<run>/index.html`
+//! (also when it is cut short).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use cucumber::writer::{self, Coloring};
 use cucumber::{StatsWriter as _, World as _, WriterExt as _};
 use futures::FutureExt as _;
 
-use crate::report::Recorder;
+use crate::evidence;
+use crate::html::{self, RunInfo};
+use crate::report::{Recorder, RecordsHandle};
 use crate::shard::{self, Shard};
 use crate::world::{set_settings, Settings};
 use crate::TailorWorld;
@@ -123,6 +127,15 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
     if !args.features.is_dir() {
         anyhow::bail!("features folder {} does not exist", args.features.display());
     }
+    // Long waits report progress through `tracing`; the CLI sets up a
+    // subscriber, `cargo test --features vm` does not.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TAILOR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let run_id = run_id();
     let run_artifacts = args.artifacts.join(&run_id);
     set_settings(Settings {
@@ -164,24 +177,53 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
         None => Box::new(std::io::sink()),
     };
     let (recorder, records) = Recorder::new();
+    evidence::begin_run();
+    let mut report = ReportOnDrop {
+        records: records.clone(),
+        run_dir: run_artifacts.clone(),
+        info: RunInfo {
+            run_id: run_id.clone(),
+            started: SystemTime::now(),
+            wall: Duration::ZERO,
+            interrupted: true,
+        },
+        start: Instant::now(),
+        written: false,
+    };
     let start = Instant::now();
     let writer = TailorWorld::cucumber()
         .with_writer(
             writer::Basic::raw(std::io::stdout(), Coloring::Auto, 0)
                 .summarized()
                 .tee::<TailorWorld, _>(writer::JUnit::for_tee(junit, 0))
+                .normalized()
+                // The recorder sees events as they happen, not normalized:
+                // it takes each step's screenshot while the step's VM still
+                // runs. Scenarios run one at a time, so events already come
+                // one scenario after another.
                 .tee::<TailorWorld, _>(recorder.discard_stats_writes().discard_arbitrary_writes())
-                .normalized(),
+                .assert_normalized(),
         )
         .max_concurrent_scenarios(1)
         // @fragile scenarios get one more attempt; both are reported.
         .retries(1)
         .retry_filter(fragile_tag())
         .before(|_feature, _rule, scenario, world| {
-            async move { world.begin_scenario(scenario) }.boxed_local()
-        })
-        .after(|_feature, _rule, _scenario, finished, world| {
             async move {
+                world.begin_scenario(scenario);
+                evidence::scenario_began(&world.scenario_dir);
+            }
+            .boxed_local()
+        })
+        .after(|feature, rule, scenario, finished, world| {
+            async move {
+                evidence::scenario_ending();
+                if matches!(finished, cucumber::event::ScenarioFinished::StepPassed) {
+                    // The last step's screenshot before the VM goes away.
+                    let steps = steps_of(feature, rule, scenario);
+                    evidence::steps_recorded(steps, harness::wait::scaled(Duration::from_secs(60)))
+                        .await;
+                }
                 if let Some(world) = world {
                     world.end_scenario(finished).await;
                 }
@@ -200,7 +242,7 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
         .await;
     crate::checkpoints::clear();
     crate::lab_steps::teardown().await;
-    let records = records.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let records = records.records();
     let summary = RunSummary {
         passed: records.final_outcomes().filter(|s| !s.failed()).count(),
         failed: records.final_outcomes().filter(|s| s.failed()).count(),
@@ -218,7 +260,68 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
     if summary.failed > 0 {
         println!("failure artifacts: {}", run_artifacts.display());
     }
+    report.info.interrupted = false;
+    if let Some(path) = report.write() {
+        println!("report: {}", path.display());
+    }
     Ok((summary, records))
+}
+
+/// Background, rule background and scenario steps: what a scenario whose
+/// steps all passed has run.
+fn steps_of(
+    feature: &gherkin::Feature,
+    rule: Option<&gherkin::Rule>,
+    scenario: &gherkin::Scenario,
+) -> usize {
+    feature.background.as_ref().map_or(0, |b| b.steps.len())
+        + rule
+            .and_then(|r| r.background.as_ref())
+            .map_or(0, |b| b.steps.len())
+        + scenario.steps.len()
+}
+
+/// Writes the report once: at the end of the run, or when the run is
+/// dropped half-way (Ctrl-C drops `run`'s future; a panic unwinds), with
+/// the scenario that was running marked interrupted.
+struct ReportOnDrop {
+    records: RecordsHandle,
+    run_dir: PathBuf,
+    info: RunInfo,
+    start: Instant,
+    written: bool,
+}
+
+impl ReportOnDrop {
+    fn write(&mut self) -> Option<PathBuf> {
+        self.written = true;
+        self.info.wall = self.start.elapsed();
+        let records = if self.info.interrupted {
+            self.records.records_with_unfinished()
+        } else {
+            self.records.records()
+        };
+        match html::write(&self.run_dir, &self.info, &records) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                eprintln!(
+                    "could not write the report into {}: {e}",
+                    self.run_dir.display()
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for ReportOnDrop {
+    fn drop(&mut self) {
+        if !self.written {
+            if let Some(path) = self.write() {
+                eprintln!("report of the interrupted run: {}", path.display());
+            }
+        }
+    }
 }
 
 fn fragile_tag() -> gherkin::tagexpr::TagOperation {

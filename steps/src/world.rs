@@ -214,7 +214,9 @@ impl TailorWorld {
         if on_lab {
             options.lab = Some(crate::lab_steps::lab_attachment().await?);
         }
-        self.vm = Some(harness::vm::Vm::start(config, options).await?);
+        let vm = harness::vm::Vm::start(config, options).await?;
+        crate::evidence::vm_started(vm.paths());
+        self.vm = Some(vm);
         if on_lab {
             self.start_capture().await?;
         }
