@@ -451,3 +451,93 @@ async fn a_run_writes_its_report() {
         loaded.dom
     );
 }
+
+/// With a real VM: every step gets its screen, a passing scenario keeps
+/// thumbnails only, a failing one its full screens, and the page loads.
+#[cfg(feature = "vm")]
+#[tokio::test]
+async fn a_vm_run_has_a_screen_after_every_step() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new("bash")
+        .arg(root.join("tests/images/build-smoke-iso.sh"))
+        .arg(root.join(".cache/smoke.iso"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the smoke ISO: {status}");
+    let tmp = tempfile::tempdir().unwrap();
+    let features = tmp.path().join("features");
+    std::fs::create_dir_all(&features).unwrap();
+    std::fs::write(
+        features.join("screens.feature"),
+        "Feature: Screens in the report\n\
+         \n  Background:\n    Given a computer at checkpoint \"smoke-shell\"\n\
+         \n  Scenario: Typed text shows up\n\
+         \x20   When I type \"clear; echo 'Tailor: READY!' | tr R r\"\n\
+         \x20   And I press \"Return\"\n\
+         \x20   Then I see \"smoke-ready\" within 30 seconds\n\
+         \n  Scenario: A screen that never comes\n\
+         \x20   Then I see \"smoke-ready\" within 2 seconds\n",
+    )
+    .unwrap();
+    let artifacts = tmp.path().join("artifacts");
+    let args = steps::runner::RunArgs {
+        iso: None,
+        vm_config: None,
+        features,
+        screenshots: vec![root.join("screenshots")],
+        vm_configs: root.join("vm-configs"),
+        artifacts: artifacts.clone(),
+        name: None,
+        tags: None,
+        junit: None,
+        shard: None,
+        pause_on_failure: false,
+        targets: vec![],
+    };
+    let (summary, records) = steps::runner::run_recorded(args).await.unwrap();
+    assert_eq!((summary.passed, summary.failed), (1, 1), "{summary:?}");
+    let shots = |s: &ScenarioRecord| -> Vec<steps::report::Shot> {
+        s.steps
+            .iter()
+            .map(|st| match &st.screen {
+                Some(StepScreen::Shot(shot)) => shot.clone(),
+                other => panic!(
+                    "step `{}` of `{}` has no screen: {other:?}",
+                    st.text, s.name
+                ),
+            })
+            .collect()
+    };
+    let passing = records.scenarios.iter().find(|s| !s.failed()).unwrap();
+    let passing_shots = shots(passing);
+    assert_eq!(passing_shots.len(), 4, "background and three steps");
+    for shot in &passing_shots {
+        assert!(shot.thumb.is_file() && shot.full.is_none(), "{shot:?}");
+        assert_eq!((shot.width, shot.height), (1024, 768));
+    }
+    let failing = records.scenarios.iter().find(|s| s.failed()).unwrap();
+    let failing_shots = shots(failing);
+    assert_eq!(failing_shots.len(), 2);
+    for shot in &failing_shots {
+        assert!(shot.full.as_ref().is_some_and(|f| f.is_file()), "{shot:?}");
+    }
+    let run_dir = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let loaded = check_page(&run_dir.join("index.html")).unwrap_or_else(|e| panic!("{e}"));
+    let failed_row = loaded
+        .dom
+        .split("<tr class=\"failed\" id=\"")
+        .nth(1)
+        .expect("a failed step row")
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(
+        failed_row.contains("smoke-ready") && failed_row.contains("steps/02-thumb.png"),
+        "{failed_row}"
+    );
+}

@@ -193,8 +193,8 @@ struct Journal {
     /// When the after-hook of a scenario started: a failed step ended then.
     ending: BTreeMap<u64, SystemTime>,
     items: Vec<(u64, SystemTime, Evidence)>,
-    /// Step ends the recorder handled, for the latest scenario it saw.
-    recorded: (u64, usize),
+    /// Steps the recorder is done with (screen taken), per scenario.
+    recorded: BTreeMap<u64, usize>,
 }
 
 static JOURNAL: Mutex<Option<Journal>> = Mutex::new(None);
@@ -267,8 +267,7 @@ pub(crate) async fn steps_recorded(steps: usize, timeout: Duration) {
             let notified = RECORDED.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (s, n) = journal().recorded;
-            if s > serial || (s == serial && n >= steps) {
+            if journal().recorded.get(&serial).copied().unwrap_or(0) >= steps {
                 return;
             }
             notified.await;
@@ -313,6 +312,7 @@ pub(crate) fn finish(serial: u64) -> Vec<Evidence> {
     let mut j = journal();
     j.dirs.retain(|s, _| *s > serial);
     j.ending.retain(|s, _| *s > serial);
+    j.recorded.retain(|s, _| *s > serial);
     rest
 }
 
@@ -325,15 +325,10 @@ fn take(which: impl Fn(u64, SystemTime) -> bool) -> Vec<Evidence> {
     mine.into_iter().map(|(_, _, e)| e).collect()
 }
 
-/// Recorder side: one more step of scenario `serial` handled.
+/// Recorder side: one more step of scenario `serial` is done with (its
+/// screen taken, or there was none to take).
 pub(crate) fn step_recorded(serial: u64) {
-    {
-        let mut j = journal();
-        j.recorded = match j.recorded {
-            (s, n) if s == serial => (s, n + 1),
-            _ => (serial, 1),
-        };
-    }
+    *journal().recorded.entry(serial).or_default() += 1;
     RECORDED.notify_waiters();
 }
 

@@ -335,7 +335,7 @@ impl Page {
             label = scenario_label(s),
             name = esc(&s.name),
             feature = esc(&s.feature),
-            file = esc(&s.file),
+            file = esc(&short_path(&s.file)),
             line = s.line,
             attempt = s.attempt,
             time = duration(s.duration),

@@ -12,11 +12,14 @@
 //! (320 pixels wide), `steps/attemptK/` for a retry. When an attempt
 //! passes, its full-size screens are removed and the thumbnails kept: a
 //! nightly run's passing scenarios would otherwise leave tens of megabytes
-//! nobody opens, while a failure's full screens are evidence. The
-//! screenshot is taken when this writer sees the step's end, through the
-//! VM's observer monitor; the next step may have started by then (at most
-//! its first command), except after a scenario's last step, which the
-//! runner's after-hook waits for.
+//! nobody opens, while a failure's full screens are evidence.
+//!
+//! The screen is taken through the VM's observer monitor as soon as this
+//! writer sees the step's end, in a task of its own: cucumber's executor
+//! does not run while a writer works, and a next step held up between a
+//! key's press and release would type differently. The next step may have
+//! started when the screen is taken (at most its first command), except
+//! after a scenario's last step, which the runner's after-hook waits for.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -110,6 +113,8 @@ struct Open {
     serial: u64,
     started: SystemTime,
     step_started: Option<SystemTime>,
+    /// Screenshots still being taken: step index, task.
+    pending: Vec<(usize, tokio::task::JoinHandle<Result<Shot, String>>)>,
     record: ScenarioRecord,
 }
 
@@ -199,6 +204,7 @@ impl Recorder {
                     serial: self.serial,
                     started: at,
                     step_started: None,
+                    pending: Vec::new(),
                     record: ScenarioRecord {
                         feature: feature.name.clone(),
                         name: scenario.name.clone(),
@@ -249,14 +255,35 @@ impl Recorder {
                     (Status::Failed, Some(ending)) if ending < at => ending.max(step_started),
                     _ => at,
                 };
+                let mut pending = None;
                 let screen = match (&info.vm, &info.dir, status) {
-                    (Some(vm), Some(dir), Status::Passed | Status::Failed) => Some(
-                        match take_screenshot(vm, &steps_dir(dir, attempt), index).await {
-                            Ok(shot) => StepScreen::Shot(shot),
-                            Err(why) => StepScreen::Missing(why),
-                        },
-                    ),
-                    _ => None,
+                    // The scenario is over (this event comes after the
+                    // after-hook) and the event holds the World: take the
+                    // screen here.
+                    (Some(vm), Some(dir), Status::Failed) => {
+                        let shot = match observe(vm).await {
+                            Ok(image) => save(image, steps_dir(dir, attempt), index).await,
+                            Err(why) => Err(why),
+                        };
+                        evidence::step_recorded(serial);
+                        Some(StepScreen::from(shot))
+                    }
+                    // The next step is running: never hold it up (a writer
+                    // that takes its time stops the executor, e.g. between
+                    // a key's press and release). Filled in at the end.
+                    (Some(vm), Some(dir), Status::Passed) => {
+                        let (vm, dir) = (vm.clone(), steps_dir(dir, attempt));
+                        pending = Some(tokio::spawn(async move {
+                            let image = observe(&vm).await;
+                            evidence::step_recorded(serial);
+                            save(image?, dir, index).await
+                        }));
+                        None
+                    }
+                    _ => {
+                        evidence::step_recorded(serial);
+                        None
+                    }
                 };
                 let record = StepRecord {
                     text: format!("{}{}", step.keyword, step.value),
@@ -270,9 +297,11 @@ impl Recorder {
                 };
                 if let Some(open) = self.shared.lock().open.get_mut(&key) {
                     open.record.dir = info.dir;
+                    if let Some(job) = pending {
+                        open.pending.push((open.record.steps.len(), job));
+                    }
                     open.record.steps.push(record);
                 }
-                evidence::step_recorded(serial);
             }
             Scenario::Hook(kind, Hook::Failed(_, info)) => {
                 if let Some(open) = self.shared.lock().open.get_mut(&key) {
@@ -284,6 +313,12 @@ impl Recorder {
                 let Some(mut open) = self.shared.lock().open.remove(&key) else {
                     return;
                 };
+                for (i, job) in std::mem::take(&mut open.pending) {
+                    let shot = job
+                        .await
+                        .unwrap_or_else(|e| Err(format!("the screenshot task failed: {e}")));
+                    open.record.steps[i].screen = Some(StepScreen::from(shot));
+                }
                 let info = evidence::scenario_info(open.serial);
                 open.record.dir = open.record.dir.or(info.dir);
                 open.record.evidence = evidence::finish(open.serial);
@@ -312,22 +347,35 @@ fn steps_dir(scenario_dir: &Path, attempt: usize) -> PathBuf {
     }
 }
 
-/// The step's screen through the VM's observer monitor, saved full size
-/// and as a thumbnail.
-async fn take_screenshot(
-    vm: &harness::vm::VmPaths,
-    dir: &Path,
-    index: usize,
-) -> Result<Shot, String> {
+/// The screen through the VM's observer monitor.
+async fn observe(vm: &harness::vm::VmPaths) -> Result<RgbImage, String> {
     if !vm.observer_socket.exists() {
         return Err("the computer was no longer running".into());
     }
     let timeout = harness::wait::scaled(Duration::from_secs(10));
-    let image = harness::vm::observe_screen(vm, timeout)
+    harness::vm::observe_screen(vm, timeout)
         .await
-        .map_err(|e| e.to_string())?;
-    save_shot(&image, dir, index)
-        .map_err(|e| format!("saving the screenshot in {}: {e}", dir.display()))
+        // The whole chain: QEMU's own words are in the sources.
+        .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+}
+
+/// [`save_shot`] off the async threads (PNG encoding takes a while).
+async fn save(image: RgbImage, dir: PathBuf, index: usize) -> Result<Shot, String> {
+    tokio::task::spawn_blocking(move || {
+        save_shot(&image, &dir, index)
+            .map_err(|e| format!("saving the screenshot in {}: {e}", dir.display()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the screenshot task failed: {e}")))
+}
+
+impl From<Result<Shot, String>> for StepScreen {
+    fn from(shot: Result<Shot, String>) -> Self {
+        match shot {
+            Ok(shot) => StepScreen::Shot(shot),
+            Err(why) => StepScreen::Missing(why),
+        }
+    }
 }
 
 /// Save `image` as `dir/NN.png` and `dir/NN-thumb.png`.
