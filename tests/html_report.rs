@@ -21,6 +21,10 @@ use steps::evidence::{Evidence, Rect, ScreenWait, TrafficVerdict};
 use steps::html::{self, RunInfo};
 use steps::report::{save_shot, Records, ScenarioRecord, Status, StepRecord, StepScreen};
 
+/// A feature run uses process-wide state (the run's settings, the
+/// evidence journal): one at a time in this test binary.
+static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const INSTALL_HINT: &str = "Chromium is needed to check the HTML report in a real browser: \
      install it with `apt-get install chromium` (scripts/setup-host.sh installs it)";
 
@@ -403,6 +407,7 @@ fn the_browser_check_catches_an_external_address() {
 /// loads.
 #[tokio::test]
 async fn a_run_writes_its_report() {
+    let _one = ONE_RUN_AT_A_TIME.lock().await;
     let root = tempfile::tempdir().unwrap();
     let features = root.path().join("features");
     std::fs::create_dir_all(&features).unwrap();
@@ -457,6 +462,7 @@ async fn a_run_writes_its_report() {
 #[cfg(feature = "vm")]
 #[tokio::test]
 async fn a_vm_run_has_a_screen_after_every_step() {
+    let _one = ONE_RUN_AT_A_TIME.lock().await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new("bash")
         .arg(root.join("tests/images/build-smoke-iso.sh"))
