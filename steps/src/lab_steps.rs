@@ -145,6 +145,19 @@ async fn policy() -> anyhow::Result<Policy> {
     ))
 }
 
+/// Judge the scenario's capture with `check`: file the verdict for the
+/// report, keep it beside the capture, and fail the step on a leak.
+async fn judge_capture(
+    world: &mut TailorWorld,
+    check: impl FnOnce(&Policy, &analysis::Analysis) -> Verdict,
+) -> anyhow::Result<()> {
+    let policy = policy().await?;
+    let analysis = world.analysed_capture().await?;
+    let verdict = check(&policy, analysis);
+    crate::evidence::verdict(&verdict, analysis, &policy);
+    judge(world, verdict)
+}
+
 /// Keep the verdict beside the capture, and fail the step on a leak.
 fn judge(world: &TailorWorld, verdict: Verdict) -> anyhow::Result<()> {
     let pcap = world
@@ -249,9 +262,7 @@ async fn fetched_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
 
 #[then("all Internet traffic has only flowed through Tor")]
 async fn only_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
-    let policy = policy().await?;
-    let verdict = policy.only_tor(world.analysed_capture().await?);
-    judge(world, verdict)?;
+    judge_capture(world, Policy::only_tor).await?;
     // The web server must have seen the exits, never the guest itself.
     let slot = INTERNET.lock().await;
     if let Some((network, web)) = slot.as_ref().and_then(|i| i.tor.as_ref()) {
@@ -270,16 +281,12 @@ async fn only_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
 
 #[then("no DNS left the guest outside Tor")]
 async fn no_dns(world: &mut TailorWorld) -> anyhow::Result<()> {
-    let policy = policy().await?;
-    let verdict = policy.no_dns(world.analysed_capture().await?);
-    judge(world, verdict)
+    judge_capture(world, Policy::no_dns).await
 }
 
 #[then("no IPv6 left the guest")]
 async fn no_ipv6(world: &mut TailorWorld) -> anyhow::Result<()> {
-    let policy = policy().await?;
-    let verdict = policy.no_ipv6(world.analysed_capture().await?);
-    judge(world, verdict)
+    judge_capture(world, Policy::no_ipv6).await
 }
 
 /// The lab's router advertisements reached the guest during the capture:
@@ -309,7 +316,5 @@ async fn lab_advertised_ipv6(world: &mut TailorWorld) -> anyhow::Result<()> {
 #[then("the guest's MAC address was spoofed")]
 async fn mac_spoofed(world: &mut TailorWorld) -> anyhow::Result<()> {
     let nic: MacAddr = world.vm()?.config().mac_string().parse()?;
-    let policy = policy().await?;
-    let verdict = policy.mac_spoofed(world.analysed_capture().await?, nic);
-    judge(world, verdict)
+    judge_capture(world, |policy, analysis| policy.mac_spoofed(analysis, nic)).await
 }

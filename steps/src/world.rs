@@ -236,10 +236,12 @@ impl TailorWorld {
 /// `--pause-on-failure`: say how to look at the VM, wait for Enter.
 fn pause(paths: &harness::vm::VmPaths) {
     eprintln!(
-        "\nPaused on failure. The VM and its lab are still running.\n  watch it:  vncviewer {vnc}   (or: socat TCP-LISTEN:5900,bind=127.0.0.1 UNIX-CONNECT:{vnc})\n  QMP:       the harness holds {qmp}; use the VNC view, or the serial log {serial}\nPress Enter to tear down and continue.",
+        "\nPaused on failure. The VM and its lab are still running.\n  watch it:  vncviewer {vnc}   (or: socat TCP-LISTEN:5900,bind=127.0.0.1 UNIX-CONNECT:{vnc})\n  QMP:       the harness holds {qmp}; a second monitor is free: socat READLINE UNIX-CONNECT:{observer}\n             (send {{\"execute\":\"qmp_capabilities\"}} first; disconnect before pressing Enter)\n  serial:    {serial}\n  guest:     the agent at {qga} (the harness does not hold it)\nPress Enter to tear down and continue.",
         vnc = paths.vnc_socket.display(),
         qmp = paths.qmp_socket.display(),
+        observer = paths.observer_socket.display(),
         serial = paths.serial_log.display(),
+        qga = paths.qga_socket.display(),
     );
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
