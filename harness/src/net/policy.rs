@@ -342,8 +342,14 @@ impl Policy {
         let mut tolerated: Vec<Tolerated> = Vec::new();
         let lab = self.lab_mac_set(analysis);
         for flow in &analysis.flows {
+            // The lab's own frames (its bridge's IPv6 housekeeping, its
+            // advertisements) are reported as the lab's, not the guest's.
             let class = match self.classify(&flow.key) {
-                Class::Leak if flow.src_mac.is_some_and(|m| lab.contains(&m)) => Class::FromLab,
+                Class::Leak | Class::Ipv6Autoconf
+                    if flow.src_mac.is_some_and(|m| lab.contains(&m)) =>
+                {
+                    Class::FromLab
+                }
                 c => c,
             };
             if offends(flow, class) {
