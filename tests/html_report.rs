@@ -430,6 +430,7 @@ async fn a_run_writes_its_report() {
         shard: None,
         pause_on_failure: false,
         targets: vec![],
+        keep_lab: false,
     };
     let (summary, records) = steps::runner::run_recorded(args).await.unwrap();
     assert_eq!((summary.passed, summary.failed), (0, 1), "{summary:?}");
@@ -499,6 +500,7 @@ async fn a_vm_run_has_a_screen_after_every_step() {
         shard: None,
         pause_on_failure: false,
         targets: vec![],
+        keep_lab: false,
     };
     let (summary, records) = steps::runner::run_recorded(args).await.unwrap();
     assert_eq!((summary.passed, summary.failed), (1, 1), "{summary:?}");

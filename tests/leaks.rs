@@ -14,6 +14,20 @@ use steps::runner::{run_recorded, RunArgs};
 /// A run owns the process-wide settings, lab and checkpoints: one at a time.
 static ONE_RUN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Stops the runs' shared lab when a test ends, passed or not (the next
+/// test starts a fresh one).
+struct TeardownAtEnd;
+
+impl Drop for TeardownAtEnd {
+    fn drop(&mut self) {
+        // The test's (multi-thread) runtime is still there while its
+        // locals drop.
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(steps::lab_steps::teardown())
+        });
+    }
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -41,6 +55,8 @@ fn args(iso: &Path, tags: &str) -> RunArgs {
         shard: None,
         pause_on_failure: false,
         targets: vec![],
+        // One lab and Tor network for every run of this test binary.
+        keep_lab: true,
     }
 }
 
@@ -111,9 +127,10 @@ async fn caught(customization: &str, must_fail: &[MustFail]) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn leaky_customizations_are_caught_by_the_feature_they_break() {
     let _one = ONE_RUN.lock().await;
+    let _lab = TeardownAtEnd;
     caught(
         "no-mac-spoof",
         &[MustFail {
@@ -162,9 +179,10 @@ async fn leaky_customizations_are_caught_by_the_feature_they_break() {
 
 /// The harmless customization passes every feature of the derivative, with
 /// its own look layered over the reference images.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn branding_passes_every_feature() {
     let _one = ONE_RUN.lock().await;
+    let _lab = TeardownAtEnd;
     let iso = customized_iso("branding");
     let mut args = args(&iso, "not @smoke");
     args.screenshots = vec![

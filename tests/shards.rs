@@ -20,6 +20,7 @@ fn args(features: &std::path::Path, junit: std::path::PathBuf, shard: &str) -> R
         shard: Some(shard.parse().unwrap()),
         pause_on_failure: false,
         targets: vec![],
+        keep_lab: false,
     }
 }
 

@@ -63,6 +63,11 @@ pub struct RunArgs {
     pub pause_on_failure: bool,
     /// Feature files, or FILE:LINE for the one scenario at that line.
     pub targets: Vec<String>,
+    /// Leave the lab and its Tor network running after the run, for the
+    /// next run in this process (a test that runs the suite against several
+    /// ISOs); the last one calls `lab_steps::teardown`.
+    #[arg(skip)]
+    pub keep_lab: bool,
 }
 
 /// One FILE or FILE:LINE target.
@@ -136,6 +141,7 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
         )
         .with_writer(std::io::stderr)
         .try_init();
+    let keep_lab = args.keep_lab;
     let run_id = run_id();
     let run_artifacts = args.artifacts.join(&run_id);
     set_settings(Settings {
@@ -241,7 +247,9 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
         })
         .await;
     crate::checkpoints::clear();
-    crate::lab_steps::teardown().await;
+    if !keep_lab {
+        crate::lab_steps::teardown().await;
+    }
     let records = records.records();
     let summary = RunSummary {
         passed: records.final_outcomes().filter(|s| !s.failed()).count(),
