@@ -211,13 +211,18 @@ fn without_counter_values(rule: &str) -> String {
     kept.join(" ")
 }
 
-const REFERENCE_OUTPUT_RULES: [&str; 5] = [
+const REFERENCE_OUTPUT_RULES: [&str; 6] = [
     "type filter hook output priority filter; policy drop;",
+    "oifname \"lo\" tcp dport 9051 meta skuid != 0 counter name \"rejected_control_port\" reject with tcp reset",
     "oifname \"lo\" accept",
     "meta nfproto ipv6 counter name \"dropped_ipv6\" drop",
     "meta skuid 101 accept",
     "counter name \"rejected_output\" reject",
 ];
+
+/// Where a customization's output rules go: after loopback, before the
+/// Tor-only rules.
+const CUSTOM_RULES_AT: usize = 3;
 
 #[tokio::test]
 async fn reference_iso_boots_to_greeter_and_starts_tor_behind_the_firewall() {
@@ -356,8 +361,8 @@ async fn clear_dns_uses_the_lan_resolver() {
         .unwrap_or_default();
     assert!(!leak.contains("packets 0 "), "no DNS query let out: {leak}");
     let mut expected = REFERENCE_OUTPUT_RULES.map(str::to_owned).to_vec();
-    expected.insert(2, "udp dport 53 accept".into());
-    expected.insert(3, "tcp dport 53 accept".into());
+    expected.insert(CUSTOM_RULES_AT, "udp dport 53 accept".into());
+    expected.insert(CUSTOM_RULES_AT + 1, "tcp dport 53 accept".into());
     assert_eq!(output_rules(&vm).await, expected);
 }
 
@@ -368,7 +373,7 @@ async fn direct_tcp_lets_amnesia_bypass_tor() {
     let mut vm = TestVm::boot_to_greeter(&iso).await;
     vm.start().await;
     let mut expected = REFERENCE_OUTPUT_RULES.map(str::to_owned).to_vec();
-    expected.insert(2, "meta skuid 1000 meta l4proto tcp accept".into());
+    expected.insert(CUSTOM_RULES_AT, "meta skuid 1000 meta l4proto tcp accept".into());
     assert_eq!(output_rules(&vm).await, expected);
     // amnesia's SYN goes out through the leak rule (restrict=on drops it
     // outside the guest).
@@ -404,7 +409,7 @@ async fn ipv6_leak_keeps_ipv6_and_lets_it_out() {
     );
     vm.start().await;
     let mut expected = REFERENCE_OUTPUT_RULES.map(str::to_owned).to_vec();
-    expected.insert(2, "meta nfproto ipv6 accept".into());
+    expected.insert(CUSTOM_RULES_AT, "meta nfproto ipv6 accept".into());
     assert_eq!(output_rules(&vm).await, expected);
     let _ = vm
         .guest
