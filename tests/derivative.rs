@@ -373,7 +373,10 @@ async fn direct_tcp_lets_amnesia_bypass_tor() {
     let mut vm = TestVm::boot_to_greeter(&iso).await;
     vm.start().await;
     let mut expected = REFERENCE_OUTPUT_RULES.map(str::to_owned).to_vec();
-    expected.insert(CUSTOM_RULES_AT, "meta skuid 1000 meta l4proto tcp accept".into());
+    expected.insert(
+        CUSTOM_RULES_AT,
+        "meta skuid 1000 meta l4proto tcp accept".into(),
+    );
     assert_eq!(output_rules(&vm).await, expected);
     // amnesia's SYN goes out through the leak rule (restrict=on drops it
     // outside the guest).
