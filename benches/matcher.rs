@@ -86,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 image.clone(),
                 reference.sidecar.clone(),
             )?;
-            let m = r.best(&screen)?;
+            let m = r.find(&screen)?;
             cold.push(t.elapsed());
             hit = Some(m);
         }
@@ -94,12 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut warm = Vec::with_capacity(repeat);
         for _ in 0..repeat {
             let t = Instant::now();
-            let w = reference.pattern.best_near(
-                &screen,
-                reference.sidecar.region,
-                (m.rect.x, m.rect.y),
-                WARM_RADIUS,
-            )?;
+            let w = reference.find_near(&screen, (m.rect.x, m.rect.y), WARM_RADIUS)?;
             warm.push(t.elapsed());
             std::hint::black_box(w);
         }

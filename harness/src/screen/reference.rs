@@ -254,9 +254,28 @@ impl Reference {
         })
     }
 
-    /// The best match in the sidecar's region, whatever its score.
-    pub fn best(&self, screen: &RgbImage) -> Result<Match, MatchError> {
-        self.pattern.best(screen, self.sidecar.region)
+    /// The best match in the sidecar's region, whatever its score; when any
+    /// window there reaches the sidecar's threshold, so does this match.
+    pub fn find(&self, screen: &RgbImage) -> Result<Match, MatchError> {
+        self.pattern
+            .find(screen, self.sidecar.region, self.sidecar.threshold)
+    }
+
+    /// [`Reference::find`] among the windows within `radius` pixels of
+    /// `near` (a top-left corner): the warm search of a wait loop.
+    pub fn find_near(
+        &self,
+        screen: &RgbImage,
+        near: (u32, u32),
+        radius: u32,
+    ) -> Result<Match, MatchError> {
+        self.pattern.find_near(
+            screen,
+            self.sidecar.region,
+            near,
+            radius,
+            self.sidecar.threshold,
+        )
     }
 
     /// Whether a match is good enough for this reference.
@@ -357,7 +376,7 @@ mod tests {
         let r = Reference::load(dir.path(), "button").unwrap();
         assert_eq!(r.name, "button");
         assert_eq!(r.sidecar.click, (1, 2));
-        let m = r.best(&img).unwrap();
+        let m = r.find(&img).unwrap();
         assert!(r.accepts(&m));
         assert_eq!(r.click_point(&m), (1, 2));
     }
