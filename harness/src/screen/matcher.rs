@@ -164,6 +164,7 @@ fn luma(r: u8, g: u8, b: u8) -> u32 {
 }
 
 /// Gray values of a row of RGB pixels.
+#[inline(always)]
 fn luma_row(rgb: &[u8], out: &mut [u8]) {
     for (o, p) in out.iter_mut().zip(rgb.chunks_exact(3)) {
         *o = ((luma(p[0], p[1], p[2]) + 128) >> 8) as u8;
@@ -681,7 +682,25 @@ impl Integral {
     }
 
     /// The integral of the gray of `area` of `rgb`, without a gray image.
+    /// This reads every byte of the frame, so it gets the AVX2 build when
+    /// the CPU has it.
     fn from_rgb(rgb: &RgbImage, area: Rect) -> Integral {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { Integral::from_rgb_avx2(rgb, area) };
+        }
+        Integral::from_rgb_portable(rgb, area)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn from_rgb_avx2(rgb: &RgbImage, area: Rect) -> Integral {
+        Integral::from_rgb_portable(rgb, area)
+    }
+
+    #[inline(always)]
+    fn from_rgb_portable(rgb: &RgbImage, area: Rect) -> Integral {
         let stride = rgb.width() as usize * 3;
         let raw = rgb.as_raw();
         let w = area.w as usize;
@@ -693,6 +712,7 @@ impl Integral {
 
     /// The integral of a `gw`x`gh` gray image whose row `y` `row(y, out)`
     /// writes.
+    #[inline(always)]
     fn build(gw: usize, gh: usize, mut row: impl FnMut(usize, &mut [u8])) -> Integral {
         let w = gw + 1;
         // Built row by row, each written once (no zeroing first: a frame's
