@@ -3,8 +3,9 @@
 //!
 //!     cargo bench --bench matcher [-- --repeat N]
 //!
-//! For each pair: Tailor's median cold search (reference prepared and whole
-//! screen searched from scratch every time, as `tailor match --bench` does),
+//! For each pair: Tailor's median cold search (`Reference::find_cold`:
+//! reference prepared and whole screen searched from scratch every time, as
+//! `tailor match --bench` does),
 //! its median warm search (a few pixels around the last hit, as a wait loop
 //! does first), and OpenCV's median cold search through
 //! `scripts/opencv_match.py` (grayscale TM_CCOEFF_NORMED, like the Tails
@@ -73,20 +74,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in &corpus.pair {
         let screen = image::open(base.join(&p.screen))?.to_rgb8();
         let reference = Reference::from_png(&base.join(&p.reference))?;
-        let image = reference.pattern.image().clone();
         let mut cold = Vec::with_capacity(repeat);
         let mut hit = None;
         for _ in 0..repeat {
             let t = Instant::now();
-            // Cold: prepare the reference from its pixels and search the
-            // whole screen (or the sidecar's region); nothing carried over.
-            let r = Reference::new(
-                reference.name.clone(),
-                reference.path.clone(),
-                image.clone(),
-                reference.sidecar.clone(),
-            )?;
-            let m = r.best(&screen)?;
+            let m = reference.find_cold(&screen)?;
             cold.push(t.elapsed());
             hit = Some(m);
         }
@@ -94,12 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut warm = Vec::with_capacity(repeat);
         for _ in 0..repeat {
             let t = Instant::now();
-            let w = reference.pattern.best_near(
-                &screen,
-                reference.sidecar.region,
-                (m.rect.x, m.rect.y),
-                WARM_RADIUS,
-            )?;
+            let w = reference.find_near(&screen, (m.rect.x, m.rect.y), WARM_RADIUS)?;
             warm.push(t.elapsed());
             std::hint::black_box(w);
         }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use harness::derivative::{build, markers, BuildOptions, GUEST_LAB_TORRC};
 use harness::guest::Guest;
-use harness::screen::{self, simple::Reference};
+use harness::screen::{reference::Reference, waiting};
 use harness::vm::{BootMedium, Vm, VmConfig, VmOptions};
 use harness::wait::scaled;
 
@@ -140,7 +140,7 @@ impl TestVm {
         }
         let reference = Reference::load(&dir, name).unwrap_or_else(|e| panic!("{}", chain(&e)));
         let artifacts = repo().join("artifacts/derivative");
-        screen::simple::wait_for(
+        waiting::wait_for(
             &mut self.vm,
             &reference,
             Duration::from_secs(20),

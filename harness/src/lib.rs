@@ -3,7 +3,8 @@
 //!
 //! - [`vm`]: a QEMU process from a vm-config (accelerator choice, scratch
 //!   overlay, checkpoints, serial log), driven through [`qmp`].
-//! - [`screen`]: screendumps as `image::RgbImage` and reference matching.
+//! - [`screen`]: screendumps as `image::RgbImage`, reference matching and
+//!   waits for references to appear or leave.
 //! - [`input`]: keyboard (US keymap) and absolute mouse.
 //! - [`process`]: every child in a guard that dies with the harness.
 //! - [`wait`]: one wait helper; every timeout scales with

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cucumber::{given, then, when};
-use harness::screen::simple::{self, Reference};
+use harness::screen::matcher::Match;
+use harness::screen::reference::Reference;
+use harness::screen::waiting::{self, WaitOutcome, WaitScreenError};
 use harness::vm::VmOptions;
 
 use crate::TailorWorld;
@@ -42,36 +44,90 @@ async fn press(world: &mut TailorWorld, combo: String) -> anyhow::Result<()> {
 
 #[then(expr = "I see {string} within {int} seconds")]
 async fn see(world: &mut TailorWorld, name: String, secs: u64) -> anyhow::Result<()> {
-    let reference = Reference::load(world.settings.reference_dir(&name), &name)?;
+    wait_seen(world, &name, Duration::from_secs(secs)).await?;
+    Ok(())
+}
+
+#[then(expr = "I see {string} or {string} within {int} seconds")]
+async fn see_either(
+    world: &mut TailorWorld,
+    first: String,
+    second: String,
+    secs: u64,
+) -> anyhow::Result<()> {
+    let references = [reference(world, &first)?, reference(world, &second)?];
     let artifacts = world.scenario_dir.clone();
-    let found = simple::wait_for(
+    let result = waiting::wait_for_any(
         world.vm()?,
-        &reference,
+        &[&references[0], &references[1]],
         Duration::from_secs(secs),
         &artifacts,
     )
-    .await?;
-    world.last_match = Some(found);
+    .await
+    .map(|(_, outcome)| outcome);
+    world.last_match = record(world, result)?.found();
     Ok(())
 }
 
 #[then(expr = "I no longer see {string} within {int} seconds")]
 async fn no_longer_see(world: &mut TailorWorld, name: String, secs: u64) -> anyhow::Result<()> {
-    let reference = Reference::load(world.settings.reference_dir(&name), &name)?;
-    Ok(simple::wait_gone(world.vm()?, &reference, Duration::from_secs(secs)).await?)
+    let reference = reference(world, &name)?;
+    let artifacts = world.scenario_dir.clone();
+    let result = waiting::wait_gone(
+        world.vm()?,
+        &reference,
+        Duration::from_secs(secs),
+        &artifacts,
+    )
+    .await;
+    record(world, result)?;
+    Ok(())
 }
 
 async fn click_reference(world: &mut TailorWorld, name: &str, count: u32) -> anyhow::Result<()> {
-    let reference = Reference::load(world.settings.reference_dir(name), name)?;
-    let artifacts = world.scenario_dir.clone();
-    let vm = world.vm()?;
-    let found = simple::wait_for(vm, &reference, Duration::from_secs(10), &artifacts)
+    let (reference, found) = wait_seen(world, name, Duration::from_secs(10))
         .await
         .with_context(|| format!("cannot click `{name}`"))?;
-    let (x, y) = found.center();
-    vm.click_at(x, y, count).await?;
-    world.last_match = Some(found);
+    // The sidecar's click point (the reference's centre by default).
+    let (x, y) = reference.click_point(&found);
+    world.vm()?.click_at(x, y, count).await?;
     Ok(())
+}
+
+/// `NAME.png` (and its sidecar) from the run's reference folders.
+fn reference(world: &TailorWorld, name: &str) -> anyhow::Result<Reference> {
+    Ok(Reference::load(world.settings.reference_dir(name), name)?)
+}
+
+/// Wait until reference `name` is on the screen; it and its match. A
+/// timeout's picture goes into the scenario's artifact folder.
+async fn wait_seen(
+    world: &mut TailorWorld,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<(Reference, Match)> {
+    let reference = reference(world, name)?;
+    let artifacts = world.scenario_dir.clone();
+    let result = waiting::wait_for(world.vm()?, &reference, timeout, &artifacts).await;
+    let outcome = record(world, result)?;
+    let found = outcome
+        .found()
+        .ok_or_else(|| anyhow::anyhow!("the wait for `{name}` ended without a match"))?;
+    world.last_match = Some(found);
+    Ok((reference, found))
+}
+
+/// Keep a screen wait's outcome on the world for the run report, whether
+/// the wait passed or timed out.
+fn record(
+    world: &mut TailorWorld,
+    result: Result<WaitOutcome, WaitScreenError>,
+) -> Result<WaitOutcome, WaitScreenError> {
+    world.last_screen_wait = match &result {
+        Ok(outcome) => Some(outcome.clone()),
+        Err(e) => e.outcome().cloned(),
+    };
+    result
 }
 
 #[when(expr = "I click {string}")]

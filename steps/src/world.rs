@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::Duration;
 
-use harness::screen::simple::Match;
+use harness::screen::matcher::Match;
+use harness::screen::waiting::WaitOutcome;
 use harness::vm::{BootMedium, Vm, VmConfig};
 
 /// Run-wide settings: where features find their inputs.
@@ -91,6 +92,11 @@ pub struct TailorWorld {
     pub vm: Option<Vm>,
     /// The last reference found on screen (for "When I click" after "I see").
     pub last_match: Option<Match>,
+    /// What the last screen wait ("I see", "I no longer see", "I click")
+    /// came to, passed or timed out: the reference and its image, the
+    /// match or best candidate with its score and threshold, and the
+    /// failure picture in the scenario's folder. For the run report.
+    pub last_screen_wait: Option<WaitOutcome>,
     pub settings: Settings,
     /// `artifacts/<run>/<scenario>/`, set when the scenario starts.
     pub scenario_dir: PathBuf,
@@ -110,6 +116,7 @@ impl TailorWorld {
         TailorWorld {
             vm: None,
             last_match: None,
+            last_screen_wait: None,
             last_exec: None,
             capture: None,
             analysis: None,

@@ -18,7 +18,17 @@
 //! 3. refines the best few coarse peaks level by level in small windows, and
 //!    verifies them at full resolution, in gray and then in colour.
 //!
-//! A warm search ([`Pattern::best_near`]) looks only a few pixels around the
+//! That pyramid search can miss: the coarse level sees the screen on its own
+//! grid, and a reference with fine detail (text, stripes) placed a pixel or
+//! two off that grid averages into a different picture there, which may
+//! score below unrelated clutter. So when it finds nothing at the
+//! threshold, [`Pattern::find`] bounds the score of every window (module
+//! `exact`) and scores those that could reach it. Hence the guarantee:
+//! whenever a window scores at least the threshold at full resolution,
+//! `find` returns a match that does too. A miss costs that proof (a few
+//! milliseconds for a full screen); a hit costs the pyramid search only.
+//!
+//! A warm search ([`Pattern::find_near`]) looks only a few pixels around the
 //! last hit at full resolution, which is what a wait loop needs most of the
 //! time.
 //!
@@ -27,6 +37,9 @@
 //! are.
 
 use image::RgbImage;
+
+mod exact;
+use exact::{Blocks, Exhaustive};
 
 /// A rectangle in pixels: top-left corner and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -137,17 +150,25 @@ const REFINE_KEEP: usize = 16;
 const NEIGHBOUR_PEAKS: usize = 4;
 /// A warm search that scores this at the last place looks no further.
 const SAME_PLACE: f32 = 0.995;
-/// Upper bound of coarse peaks followed by `find_all`.
-const ALL_CANDIDATES: usize = 512;
-/// How far below the requested threshold a coarse peak may score and still
-/// be followed by `find_all` (coarse scores are blurred by sub-pixel phase).
-const ALL_SLACK: f32 = 0.35;
+/// Block levels of the exhaustive bound, coarsest first: 8x8 blocks bound
+/// every window cheaply, 4x4 blocks the few chunks of windows left, tightly
+/// enough that a GUI screen leaves a handful to score. Finer blocks would
+/// cost about as much as scoring.
+const BOUND_LEVELS: [usize; 2] = [3, 2];
 
 /// Gray value of one RGB pixel, ITU-R BT.601 weights in 8.8 fixed point
 /// (the weights OpenCV's `cvtColor` uses).
 #[inline]
 fn luma(r: u8, g: u8, b: u8) -> u32 {
     77 * r as u32 + 150 * g as u32 + 29 * b as u32
+}
+
+/// Gray values of a row of RGB pixels.
+#[inline(always)]
+fn luma_row(rgb: &[u8], out: &mut [u8]) {
+    for (o, p) in out.iter_mut().zip(rgb.chunks_exact(3)) {
+        *o = ((luma(p[0], p[1], p[2]) + 128) >> 8) as u8;
+    }
 }
 
 /// A gray image, one byte per pixel, rows packed.
@@ -164,14 +185,10 @@ impl Gray {
         let (w, h) = (area.w as usize, area.h as usize);
         let stride = rgb.width() as usize * 3;
         let raw = rgb.as_raw();
-        let mut px = Vec::with_capacity(w * h);
-        for y in 0..h {
+        let mut px = vec![0u8; w * h];
+        for (y, out) in px.chunks_exact_mut(w.max(1)).enumerate().take(h) {
             let start = (area.y as usize + y) * stride + area.x as usize * 3;
-            let row = &raw[start..start + w * 3];
-            px.extend(
-                row.chunks_exact(3)
-                    .map(|p| ((luma(p[0], p[1], p[2]) + 128) >> 8) as u8),
-            );
+            luma_row(&raw[start..start + w * 3], out);
         }
         Gray { w, h, px }
     }
@@ -352,6 +369,9 @@ pub struct Pattern {
     excluded: Vec<Rect>,
     /// `levels[j]` is `2^j` times smaller than the reference.
     levels: Vec<Level>,
+    /// `blocks[j - 1]`: the reference in `2^j`-pixel blocks, for the
+    /// exhaustive bound, as far as whole blocks fit.
+    blocks: Vec<Blocks>,
 }
 
 impl Pattern {
@@ -397,11 +417,30 @@ impl Pattern {
             gray = next;
             level += 1;
         }
+        let deepest = BOUND_LEVELS.iter().copied().max().unwrap_or(1);
+        let blocks: Vec<Blocks> = (1..=deepest)
+            .map_while(|j| Blocks::new(&levels[0], j))
+            .collect();
         Ok(Pattern {
             rgb: image,
             excluded: excluded.to_vec(),
             levels,
+            blocks,
         })
+    }
+
+    /// The block levels of the exhaustive bound that fit this reference,
+    /// coarsest first; 2x2 blocks for a reference too small for those.
+    fn cascade(&self) -> Vec<&Blocks> {
+        let fit: Vec<&Blocks> = BOUND_LEVELS
+            .iter()
+            .filter_map(|&j| self.blocks.get(j - 1))
+            .collect();
+        if fit.is_empty() {
+            self.blocks.first().into_iter().collect()
+        } else {
+            fit
+        }
     }
 
     pub fn width(&self) -> u32 {
@@ -468,23 +507,74 @@ impl Pattern {
     }
 
     /// The best match in `region` (default: the whole screen), whatever its
-    /// score: a cold search over the whole area.
-    pub fn best(&self, screen: &RgbImage, region: Option<Rect>) -> Result<Match, MatchError> {
+    /// score, with one guarantee: when any window scores at least
+    /// `threshold`, so does the match returned.
+    ///
+    /// The pyramid search finds the reference quickly where it is; when it
+    /// comes back below `threshold`, every window is bounded (see `exact`)
+    /// and those that could reach it are scored, which also proves a miss.
+    /// Below the threshold the match is the best place the searches saw, not
+    /// necessarily the best window on the screen.
+    pub fn find(
+        &self,
+        screen: &RgbImage,
+        region: Option<Rect>,
+        threshold: f32,
+    ) -> Result<Match, MatchError> {
         let area = self.area(screen, region)?;
         let search = Search::new(self, screen, area);
-        let peaks = search.coarse_peaks(search.candidates(), None);
-        Ok(search
-            .refine(peaks, Keep::Best)
+        let peaks = search.coarse_peaks(search.candidates());
+        // With no coarse peak at all, the area's first window stands in.
+        let fast = search
+            .refine(peaks)
             .into_iter()
             .max_by(|a, b| a.score.total_cmp(&b.score))
-            .unwrap_or(Match {
-                rect: Rect::new(area.x, area.y, self.width(), self.height()),
-                score: 0.0,
-            }))
+            .unwrap_or_else(|| search.verify(0, 0));
+        if fast.score >= threshold {
+            return Ok(fast);
+        }
+        let exact = self
+            .exhaustive(screen, area, threshold)
+            .into_iter()
+            .max_by(|a, b| a.score.total_cmp(&b.score));
+        Ok(match exact {
+            Some(m) if m.score > fast.score => m,
+            _ => fast,
+        })
+    }
+
+    /// Every window of `area` that could score `threshold`, scored.
+    fn exhaustive(&self, screen: &RgbImage, area: Rect, threshold: f32) -> Vec<Match> {
+        let search = Exhaustive::new(self, screen, area);
+        let t = &self.levels[0];
+        let mut best = f32::NEG_INFINITY;
+        let mut out = Vec::new();
+        for (x, y) in search.candidates(threshold) {
+            let rect = Rect::new(area.x + x as u32, area.y + y as u32, t.w as u32, t.h as u32);
+            let gray = window_ncc(t, &Gray::from_rgb(screen, rect), 0, 0);
+            // The score is at most the gray one: no use in the colour
+            // check for a window that cannot count.
+            if gray < threshold && gray <= best {
+                continue;
+            }
+            let colour = if gray > 0.0 {
+                colour_ncc(self, screen, rect)
+            } else {
+                0.0
+            };
+            let m = Match {
+                rect,
+                score: gray.min(colour),
+            };
+            best = best.max(m.score);
+            out.push(m);
+        }
+        out
     }
 
     /// Every non-overlapping match scoring at least `threshold`, best first
-    /// (repeated elements: rows of a list, several identical icons).
+    /// (repeated elements: rows of a list, several identical icons). Every
+    /// window is bounded, so none is missed.
     pub fn find_all(
         &self,
         screen: &RgbImage,
@@ -492,10 +582,8 @@ impl Pattern {
         threshold: f32,
     ) -> Result<Vec<Match>, MatchError> {
         let area = self.area(screen, region)?;
-        let search = Search::new(self, screen, area);
-        let peaks = search.coarse_peaks(ALL_CANDIDATES, Some(threshold - ALL_SLACK));
-        let mut hits: Vec<Match> = search
-            .refine(peaks, Keep::Above(threshold - ALL_SLACK))
+        let mut hits: Vec<Match> = self
+            .exhaustive(screen, area, threshold)
             .into_iter()
             .filter(|m| m.score >= threshold)
             .collect();
@@ -512,15 +600,17 @@ impl Pattern {
     }
 
     /// Warm search: the best match whose top-left corner is within `radius`
-    /// pixels of `near`. A wait loop tries this around its last hit before a
-    /// cold [`Pattern::best`]: when nothing moved, one window is compared;
-    /// otherwise only the neighbourhood goes through the pyramid.
-    pub fn best_near(
+    /// pixels of `near`, with the guarantee of [`Pattern::find`] there. A
+    /// wait loop tries this around its last hit before a cold
+    /// [`Pattern::find`]: when nothing moved, one window is compared;
+    /// otherwise only the neighbourhood is searched.
+    pub fn find_near(
         &self,
         screen: &RgbImage,
         region: Option<Rect>,
         near: (u32, u32),
         radius: u32,
+        threshold: f32,
     ) -> Result<Match, MatchError> {
         let area = self.area(screen, region)?;
         let (w, h) = (self.width(), self.height());
@@ -536,7 +626,7 @@ impl Pattern {
         let y0 = y.saturating_sub(radius).max(area.y);
         let x1 = (x as u64 + radius as u64 + w as u64).min(area.right()) as u32;
         let y1 = (y as u64 + radius as u64 + h as u64).min(area.bottom()) as u32;
-        let local = self.best(screen, Some(Rect::new(x0, y0, x1 - x0, y1 - y0)))?;
+        let local = self.find(screen, Some(Rect::new(x0, y0, x1 - x0, y1 - y0)), threshold)?;
         Ok(if local.score >= same.score {
             local
         } else {
@@ -586,59 +676,110 @@ struct Integral {
 
 impl Integral {
     fn new(g: &Gray) -> Integral {
-        let w = g.w + 1;
-        let mut sum = vec![0u32; w * (g.h + 1)];
-        let mut sq = vec![0u64; w * (g.h + 1)];
-        for y in 0..g.h {
+        Integral::build(g.w, g.h, |y, row| {
+            row.copy_from_slice(&g.px[y * g.w..(y + 1) * g.w])
+        })
+    }
+
+    /// The integral of the gray of `area` of `rgb`, without a gray image.
+    /// This reads every byte of the frame, so it gets the AVX2 build when
+    /// the CPU has it.
+    fn from_rgb(rgb: &RgbImage, area: Rect) -> Integral {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { Integral::from_rgb_avx2(rgb, area) };
+        }
+        Integral::from_rgb_portable(rgb, area)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn from_rgb_avx2(rgb: &RgbImage, area: Rect) -> Integral {
+        Integral::from_rgb_portable(rgb, area)
+    }
+
+    #[inline(always)]
+    fn from_rgb_portable(rgb: &RgbImage, area: Rect) -> Integral {
+        let stride = rgb.width() as usize * 3;
+        let raw = rgb.as_raw();
+        let w = area.w as usize;
+        Integral::build(w, area.h as usize, |y, row| {
+            let start = (area.y as usize + y) * stride + area.x as usize * 3;
+            luma_row(&raw[start..start + w * 3], row)
+        })
+    }
+
+    /// The integral of a `gw`x`gh` gray image whose row `y` `row(y, out)`
+    /// writes.
+    #[inline(always)]
+    fn build(gw: usize, gh: usize, mut row: impl FnMut(usize, &mut [u8])) -> Integral {
+        let w = gw + 1;
+        // Built row by row, each written once (no zeroing first: a frame's
+        // integral is megabytes).
+        let mut sum: Vec<u32> = Vec::with_capacity(w * (gh + 1));
+        let mut sq: Vec<u64> = Vec::with_capacity(w * (gh + 1));
+        sum.resize(w, 0);
+        sq.resize(w, 0);
+        let mut px = vec![0u8; gw];
+        for y in 0..gh {
+            row(y, &mut px);
+            let row = &px;
+            // The running sums along the row, then the row above added in
+            // a second loop that vectorizes.
             let (mut rs, mut rq) = (0u32, 0u64);
-            for x in 0..g.w {
-                let p = g.px[y * g.w + x] as u32;
-                rs += p;
-                rq += (p * p) as u64;
-                sum[(y + 1) * w + x + 1] = sum[y * w + x + 1] + rs;
-                sq[(y + 1) * w + x + 1] = sq[y * w + x + 1] + rq;
+            sum.push(0);
+            sq.push(0);
+            sum.extend(row.iter().map(|&p| {
+                rs += p as u32;
+                rs
+            }));
+            sq.extend(row.iter().map(|&p| {
+                rq += (p as u64) * (p as u64);
+                rq
+            }));
+            let (above, here) = sum.split_at_mut((y + 1) * w);
+            for (o, &a) in here.iter_mut().zip(&above[y * w..]) {
+                *o = o.wrapping_add(a);
+            }
+            let (above, here) = sq.split_at_mut((y + 1) * w);
+            for (o, &a) in here.iter_mut().zip(&above[y * w..]) {
+                *o += a;
             }
         }
         Integral { w, sum, sq }
     }
 
     /// Sums and sums of squares of the compared area (`included`) for the
-    /// positions of row `y` (as many as `ssum` holds), one rectangle at a time over contiguous
-    /// slices so the loops vectorize.
-    fn window_row(&self, y: usize, included: &[Rect], ssum: &mut [u64], ssq: &mut [u64]) {
-        ssum.fill(0);
-        ssq.fill(0);
+    /// positions of row `y` from `x` on (as many as `ssum` holds), one
+    /// rectangle at a time over contiguous slices so the loops vectorize.
+    #[inline]
+    fn window_row(&self, y: usize, x: usize, included: &[Rect], ssum: &mut [u64], ssq: &mut [u64]) {
         let w = self.w;
-        for r in included {
-            let (x0, y0) = (r.x as usize, y + r.y as usize);
+        for (k, r) in included.iter().enumerate() {
+            // The first rectangle's sums are written, the others' added.
+            let first = k == 0;
+            let (x0, y0) = (x + r.x as usize, y + r.y as usize);
             let (x1, y1) = (x0 + r.w as usize, y0 + r.h as usize);
             let (a, b) = (&self.sum[y0 * w..], &self.sum[y1 * w..]);
             for (i, o) in ssum.iter_mut().enumerate() {
                 let v = b[x1 + i]
                     .wrapping_sub(b[x0 + i])
                     .wrapping_sub(a[x1 + i])
-                    .wrapping_add(a[x0 + i]);
-                *o += v as u64;
+                    .wrapping_add(a[x0 + i]) as u64;
+                *o = if first { v } else { *o + v };
             }
             let (a, b) = (&self.sq[y0 * w..], &self.sq[y1 * w..]);
             for (i, o) in ssq.iter_mut().enumerate() {
                 // Intermediate differences may wrap; the total is exact.
-                *o += b[x1 + i]
+                let v = b[x1 + i]
                     .wrapping_sub(b[x0 + i])
                     .wrapping_sub(a[x1 + i])
                     .wrapping_add(a[x0 + i]);
+                *o = if first { v } else { *o + v };
             }
         }
     }
-}
-
-/// Which refined candidates go on to the next level.
-#[derive(Clone, Copy)]
-enum Keep {
-    /// Those close to the best: looking for one match.
-    Best,
-    /// Every one scoring at least this: looking for all copies.
-    Above(f32),
 }
 
 /// One search of one pattern in one area of one screen.
@@ -697,8 +838,8 @@ impl<'a> Search<'a> {
 
     /// NCC at every position of the coarse level; the local peaks, best
     /// first: at most `max`, and those within [`CANDIDATE_SPREAD`] of the
-    /// best, or at least `floor` when given.
-    fn coarse_peaks(&self, max: usize, floor: Option<f32>) -> Vec<(usize, usize, f32)> {
+    /// best.
+    fn coarse_peaks(&self, max: usize) -> Vec<(usize, usize, f32)> {
         let k = self.coarse;
         let Some(g) = self.levels[k].as_ref() else {
             return Vec::new();
@@ -716,7 +857,7 @@ impl<'a> Search<'a> {
         let flat_t = t.var_n < (t.n as f64) * (t.n as f64);
         for y in 0..ny {
             dot_row(&mut acc, g, t, y);
-            integral.window_row(y, &t.included, &mut ssum, &mut ssq);
+            integral.window_row(y, 0, &t.included, &mut ssum, &mut ssq);
             let out = &mut scores[y * nx..(y + 1) * nx];
             if flat_t {
                 for (x, o) in out.iter_mut().enumerate() {
@@ -727,7 +868,7 @@ impl<'a> Search<'a> {
             }
         }
         let best = scores.iter().copied().fold(0f32, f32::max);
-        let cut = floor.unwrap_or(best - CANDIDATE_SPREAD);
+        let cut = best - CANDIDATE_SPREAD;
         let mut peaks = Vec::new();
         for y in 0..ny {
             for x in 0..nx {
@@ -767,11 +908,16 @@ impl<'a> Search<'a> {
 
     /// Follow coarse peaks down to full resolution, then score each in
     /// colour too. Peaks that converge on one place are kept once.
-    fn refine(&self, peaks: Vec<(usize, usize, f32)>, keep: Keep) -> Vec<Match> {
+    fn refine(&self, peaks: Vec<(usize, usize, f32)>) -> Vec<Match> {
         // On a ridge (stripes, regularly spaced glyphs) the right place can
         // sit next to the best peaks without being a peak itself: start from
         // their neighbours too.
         let mut cands = peaks.clone();
+        let t = &self.pat.levels[self.coarse];
+        let (nx_max, ny_max) = match &self.levels[self.coarse] {
+            Some(g) => ((g.w + 1).saturating_sub(t.w), (g.h + 1).saturating_sub(t.h)),
+            None => (0, 0),
+        };
         for &(x, y, v) in peaks.iter().take(NEIGHBOUR_PEAKS) {
             for (dx, dy) in [
                 (-1, -1),
@@ -784,7 +930,7 @@ impl<'a> Search<'a> {
                 (1, 1),
             ] {
                 let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                if nx >= 0 && ny >= 0 {
+                if (0..nx_max as i64).contains(&nx) && (0..ny_max as i64).contains(&ny) {
                     cands.push((nx as usize, ny as usize, v));
                 }
             }
@@ -808,14 +954,9 @@ impl<'a> Search<'a> {
             }
             next.sort_by(|a, b| b.2.total_cmp(&a.2));
             // Finer levels rank better: drop what falls clearly behind.
-            match keep {
-                Keep::Best => {
-                    let cut = next.first().map_or(0.0, |b| b.2 - REFINE_SPREAD);
-                    next.retain(|c| c.2 >= cut);
-                    next.truncate(REFINE_KEEP);
-                }
-                Keep::Above(floor) => next.retain(|c| c.2 >= floor),
-            }
+            let cut = next.first().map_or(0.0, |b| b.2 - REFINE_SPREAD);
+            next.retain(|c| c.2 >= cut);
+            next.truncate(REFINE_KEEP);
             cands = next;
         }
         cands
@@ -1016,6 +1157,9 @@ mod tests {
     use super::*;
     use image::Rgb;
 
+    /// The default threshold of a reference.
+    const T: f32 = 0.95;
+
     /// A deterministic, busy test screen: gradients plus pseudo-random
     /// "text" so every window is distinct.
     fn screen(w: u32, h: u32) -> RgbImage {
@@ -1041,7 +1185,7 @@ mod tests {
     fn exact_match_scores_one() {
         let s = screen(320, 200);
         let p = Pattern::new(crop(&s, Rect::new(101, 57, 40, 18)), &[]).unwrap();
-        let m = p.best(&s, None).unwrap();
+        let m = p.find(&s, None, T).unwrap();
         assert_eq!(m.rect, Rect::new(101, 57, 40, 18));
         assert!(m.score > 0.999, "{m:?}");
     }
@@ -1053,10 +1197,10 @@ mod tests {
         // Paste the same pixels elsewhere on a different screen.
         let mut other = screen(300, 180);
         image::imageops::replace(&mut other, p.image(), 213, 139);
-        let m = p.best(&other, None).unwrap();
+        let m = p.find(&other, None, T).unwrap();
         assert_eq!((m.rect.x, m.rect.y), (213, 139));
         assert!(m.score > 0.999, "{m:?}");
-        let warm = p.best_near(&other, None, (210, 141), 4).unwrap();
+        let warm = p.find_near(&other, None, (210, 141), 4, T).unwrap();
         assert_eq!(warm, m);
     }
 
@@ -1075,8 +1219,8 @@ mod tests {
             }
         }
         let p = Pattern::new(reference, &[]).unwrap();
-        let m = p.best(&s, None).unwrap();
-        let at = p.best_near(&s, None, (60, 60), 0).unwrap();
+        let m = p.find(&s, None, T).unwrap();
+        let at = p.find_near(&s, None, (60, 60), 0, T).unwrap();
         assert_eq!(m.rect, r, "{m:?} {at:?}");
         assert!(m.score < 0.95 && m.score > 0.5, "{m:?}");
     }
@@ -1101,11 +1245,11 @@ mod tests {
         let mut s = RgbImage::from_pixel(200, 100, Rgb([240, 240, 240]));
         image::imageops::replace(&mut s, &red, 50, 40);
         let p = Pattern::new(green, &[]).unwrap();
-        let m = p.best(&s, None).unwrap();
+        let m = p.find(&s, None, T).unwrap();
         assert!(m.score < 0.95, "{m:?}");
         let mut s2 = s.clone();
         image::imageops::replace(&mut s2, p.image(), 50, 40);
-        assert!(p.best(&s2, None).unwrap().score > 0.999);
+        assert!(p.find(&s2, None, T).unwrap().score > 0.999);
     }
 
     #[test]
@@ -1121,9 +1265,9 @@ mod tests {
             }
         }
         let plain = Pattern::new(reference.clone(), &[]).unwrap();
-        assert!(plain.best(&changed, None).unwrap().score < 0.95);
+        assert!(plain.find(&changed, None, T).unwrap().score < 0.95);
         let masked = Pattern::new(reference, &[Rect::new(38, 3, 22, 17)]).unwrap();
-        let m = masked.best(&changed, None).unwrap();
+        let m = masked.find(&changed, None, T).unwrap();
         assert_eq!(m.rect, r);
         assert!(m.score > 0.999, "{m:?}");
     }
@@ -1133,13 +1277,17 @@ mod tests {
         let s = screen(64, 48);
         let p = Pattern::new(screen(80, 20), &[]).unwrap();
         assert!(matches!(
-            p.best(&s, None),
+            p.find(&s, None, T),
             Err(MatchError::ReferenceTooLarge { .. })
         ));
         let small = Pattern::new(screen(20, 20), &[]).unwrap();
-        let err = small.best(&s, Some(Rect::new(50, 40, 20, 20))).unwrap_err();
+        let err = small
+            .find(&s, Some(Rect::new(50, 40, 20, 20)), T)
+            .unwrap_err();
         assert!(matches!(err, MatchError::RegionOutside { .. }), "{err}");
-        let err = small.best(&s, Some(Rect::new(0, 0, 10, 40))).unwrap_err();
+        let err = small
+            .find(&s, Some(Rect::new(0, 0, 10, 40)), T)
+            .unwrap_err();
         assert!(matches!(err, MatchError::ReferenceTooLarge { .. }), "{err}");
     }
 
@@ -1163,9 +1311,9 @@ mod tests {
     fn region_limits_the_search() {
         let s = screen(320, 200);
         let p = Pattern::new(crop(&s, Rect::new(200, 120, 30, 16)), &[]).unwrap();
-        let m = p.best(&s, Some(Rect::new(150, 100, 120, 60))).unwrap();
+        let m = p.find(&s, Some(Rect::new(150, 100, 120, 60)), T).unwrap();
         assert_eq!(m.rect, Rect::new(200, 120, 30, 16));
-        let elsewhere = p.best(&s, Some(Rect::new(0, 0, 150, 100))).unwrap();
+        let elsewhere = p.find(&s, Some(Rect::new(0, 0, 150, 100)), T).unwrap();
         assert!(elsewhere.score < 0.95, "{elsewhere:?}");
     }
 
@@ -1194,7 +1342,7 @@ mod tests {
     fn flat_reference_does_not_panic() {
         let s = screen(100, 80);
         let p = Pattern::new(RgbImage::from_pixel(10, 10, Rgb([9, 9, 9])), &[]).unwrap();
-        let m = p.best(&s, None).unwrap();
+        let m = p.find(&s, None, T).unwrap();
         assert!((0.0..=1.0).contains(&m.score));
     }
 
@@ -1210,6 +1358,234 @@ mod tests {
         for (i, a) in rects.iter().enumerate() {
             for b in &rects[i + 1..] {
                 assert_eq!(a.overlap(b), 0);
+            }
+        }
+    }
+
+    /// A small deterministic generator (xorshift64*), so a failing case can
+    /// be replayed from its number.
+    struct Rng(u64);
+
+    impl Rng {
+        fn new(seed: u64) -> Rng {
+            Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+        }
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        /// Uniform in `lo..hi`.
+        fn range(&mut self, lo: u32, hi: u32) -> u32 {
+            lo + (self.next() % (hi - lo) as u64) as u32
+        }
+        fn colour(&mut self) -> Rgb<u8> {
+            let v = self.next();
+            Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
+        }
+    }
+
+    /// A reference with much of its detail at the finest scale, where the
+    /// pyramid's coarse levels lose it or alias it: stripes at odd periods,
+    /// one-pixel checkers, noise, glyph-like strokes; or a smooth one.
+    fn random_pattern(rng: &mut Rng) -> RgbImage {
+        let (w, h) = (rng.range(6, 48), rng.range(5, 24));
+        let (ink, paper) = (rng.colour(), rng.colour());
+        let (period, phase) = (rng.range(2, 12), rng.range(0, 12));
+        let step = rng.range(1, 8);
+        match rng.range(0, 5) {
+            0 => RgbImage::from_fn(w, h, |x, y| {
+                if (x * step + y / 3 + phase) % period < period / 2 {
+                    ink
+                } else {
+                    paper
+                }
+            }),
+            1 => RgbImage::from_fn(w, h, |x, y| if (x + y) % 2 == 0 { ink } else { paper }),
+            2 => {
+                let mut r = Rng::new(rng.next());
+                RgbImage::from_fn(w, h, |_, _| r.colour())
+            }
+            3 => RgbImage::from_fn(w, h, |x, y| {
+                let stroke = (x * 7 + y / 4 + phase) % 11 < 3 && y > 1 && y + 2 < h;
+                if stroke {
+                    ink
+                } else {
+                    paper
+                }
+            }),
+            _ => RgbImage::from_fn(w, h, |x, y| {
+                Rgb([
+                    (x * 5) as u8,
+                    (y * 9) as u8,
+                    ((x + y) * 3) as u8 / 2 + paper[2] / 2,
+                ])
+            }),
+        }
+    }
+
+    /// A screen that competes with the reference: the sawtooth of the
+    /// known miss, noise, or stripes like the reference's own.
+    fn random_screen(rng: &mut Rng, w: u32, h: u32) -> RgbImage {
+        let kind = rng.range(0, 4);
+        let (a, b) = (rng.colour(), rng.colour());
+        let period = rng.range(2, 9);
+        let mut r = Rng::new(rng.next());
+        RgbImage::from_fn(w, h, |x, y| match kind {
+            0 => Rgb([(x % 50) as u8 + 90, (y % 30) as u8 + 90, 120]),
+            1 => r.colour(),
+            2 => {
+                if (x * 3 + y) % period < 2 {
+                    a
+                } else {
+                    b
+                }
+            }
+            _ => Rgb([(x * 2) as u8, (y * 2) as u8, r.colour()[0] / 8]),
+        })
+    }
+
+    /// The score of every window, computed directly: gray NCC at full
+    /// resolution, and the colour NCC where gray is positive, as `verify`.
+    fn brute_force(p: &Pattern, s: &RgbImage) -> Vec<Match> {
+        let (w, h) = (p.width(), p.height());
+        let g = Gray::from_rgb(s, Rect::new(0, 0, s.width(), s.height()));
+        let mut all = Vec::new();
+        for y in 0..=s.height() - h {
+            for x in 0..=s.width() - w {
+                let rect = Rect::new(x, y, w, h);
+                let gray = window_ncc(&p.levels[0], &g, x as usize, y as usize);
+                let colour = if gray > 0.0 {
+                    colour_ncc(p, s, rect)
+                } else {
+                    0.0
+                };
+                all.push(Match {
+                    rect,
+                    score: gray.min(colour),
+                });
+            }
+        }
+        all
+    }
+
+    /// One random case: a screen, a reference, and the reference pasted
+    /// onto the screen (or not), sometimes with noise or an excluded area
+    /// drawn over.
+    fn random_case(seed: u64) -> (Pattern, RgbImage) {
+        let mut rng = Rng::new(seed);
+        let reference = random_pattern(&mut rng);
+        let (w, h) = reference.dimensions();
+        let (sw, sh) = (rng.range(w + 2, 160), rng.range(h + 2, 96));
+        let mut screen = random_screen(&mut rng, sw, sh);
+        let mut excluded = Vec::new();
+        if rng.range(0, 4) == 0 && w > 3 && h > 3 {
+            let (ex, ey) = (rng.range(0, w - 2), rng.range(0, h - 2));
+            excluded.push(Rect::new(
+                ex,
+                ey,
+                rng.range(1, w - ex),
+                rng.range(1, h - ey),
+            ));
+        }
+        if rng.range(0, 5) != 0 {
+            let mut copy = reference.clone();
+            if rng.range(0, 3) == 0 {
+                // Rendering noise: a few pixels a little off.
+                for _ in 0..rng.range(1, 6) {
+                    let p = copy.get_pixel_mut(rng.range(0, w), rng.range(0, h));
+                    p.0 = p.0.map(|c| c.saturating_add(rng.range(0, 40) as u8));
+                }
+            }
+            for r in &excluded {
+                for y in r.y..r.y + r.h {
+                    for x in r.x..r.x + r.w {
+                        copy.put_pixel(x, y, rng.colour());
+                    }
+                }
+            }
+            // Anywhere, edges and corners included.
+            let x = match rng.range(0, 4) {
+                0 => 0,
+                1 => screen.width() - w,
+                _ => rng.range(0, screen.width() - w + 1),
+            };
+            let y = match rng.range(0, 4) {
+                0 => 0,
+                1 => screen.height() - h,
+                _ => rng.range(0, screen.height() - h + 1),
+            };
+            image::imageops::replace(&mut screen, &copy, x as i64, y as i64);
+        }
+        (Pattern::new(reference, &excluded).unwrap(), screen)
+    }
+
+    /// The guarantee, checked against a brute-force search: whenever a
+    /// window scores at least the threshold, `find` returns a match that
+    /// does too; and the score it reports is the window's real score.
+    #[test]
+    fn find_agrees_with_brute_force() {
+        let mut found = 0;
+        for seed in 0..300 {
+            let (p, s) = random_case(seed);
+            let all = brute_force(&p, &s);
+            let best = all.iter().map(|m| m.score).fold(0f32, f32::max);
+            let m = p.find(&s, None, T).unwrap();
+            let real = all
+                .iter()
+                .find(|b| b.rect == m.rect)
+                .map(|b| b.score)
+                .unwrap_or_else(|| {
+                    panic!("case {seed}: {m:?} is off the {:?} screen", s.dimensions())
+                });
+            assert!(
+                (m.score - real).abs() < 1e-5,
+                "case {seed}: {m:?} is really {real}"
+            );
+            if best >= T {
+                found += 1;
+                assert!(
+                    m.score >= T,
+                    "case {seed}: best window scores {best}, find gave {m:?}"
+                );
+            }
+            let hits: Vec<Match> = all.iter().copied().filter(|b| b.score >= T).collect();
+            let every = p.find_all(&s, None, T).unwrap();
+            for h in &hits {
+                let half = h.rect.w as u64 * h.rect.h as u64 / 2;
+                assert!(
+                    every
+                        .iter()
+                        .any(|e| e.rect.overlap(&h.rect) > half && e.score >= h.score),
+                    "case {seed}: find_all missed {h:?}: {every:?}"
+                );
+            }
+        }
+        // The cases must exercise the guarantee, not only misses.
+        assert!(found > 150, "only {found} cases had a match");
+    }
+
+    /// The bound under the exhaustive search never falls below the real
+    /// gray score, at any threshold: every window scoring at least the
+    /// threshold is a candidate.
+    #[test]
+    fn exhaustive_candidates_cover_every_window_above_threshold() {
+        for seed in 1000..1150 {
+            let (p, s) = random_case(seed);
+            let g = Gray::from_rgb(&s, Rect::new(0, 0, s.width(), s.height()));
+            let search = Exhaustive::new(&p, &s, Rect::new(0, 0, s.width(), s.height()));
+            for threshold in [0.2f32, 0.6, 0.9, 0.95] {
+                let cands = search.candidates(threshold);
+                for y in 0..=(s.height() - p.height()) as usize {
+                    for x in 0..=(s.width() - p.width()) as usize {
+                        let gray = window_ncc(&p.levels[0], &g, x, y);
+                        assert!(
+                            gray < threshold || cands.contains(&(x, y)),
+                            "case {seed}, threshold {threshold}: ({x}, {y}) scores {gray} but is no candidate"
+                        );
+                    }
+                }
             }
         }
     }

@@ -1,9 +1,18 @@
 //! The guest's screen: screendumps decoded into `image::RgbImage`, change
 //! detection, and finding reference images on it.
+//!
+//! - [`matcher`]: where a reference image is on a screen, by normalized
+//!   cross-correlation: a fast pyramid search, and a bound over every
+//!   window behind it, so that a window scoring the threshold is never
+//!   missed.
+//! - [`reference`](mod@reference): `screenshots/NAME.png` with its sidecar
+//!   (`NAME.toml`: threshold, search region, click point, excluded areas).
+//! - [`waiting`]: waits for references to appear or leave, over any
+//!   [`waiting::FrameSource`] (a [`crate::vm::Vm`] is one), with a
+//!   failure picture and a [`waiting::WaitOutcome`] for reports.
 
 pub mod matcher;
 pub mod reference;
-pub mod simple;
 pub mod waiting;
 
 use image::RgbImage;

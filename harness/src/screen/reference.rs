@@ -254,9 +254,44 @@ impl Reference {
         })
     }
 
-    /// The best match in the sidecar's region, whatever its score.
-    pub fn best(&self, screen: &RgbImage) -> Result<Match, MatchError> {
-        self.pattern.best(screen, self.sidecar.region)
+    /// The best match in the sidecar's region, whatever its score; when any
+    /// window there reaches the sidecar's threshold, so does this match.
+    pub fn find(&self, screen: &RgbImage) -> Result<Match, MatchError> {
+        self.pattern
+            .find(screen, self.sidecar.region, self.sidecar.threshold)
+    }
+
+    /// [`Reference::find`] as the first search of a reference costs: the
+    /// reference is prepared again from its pixels and sidecar (gray
+    /// pyramid, blocks, excluded areas) and the whole region searched,
+    /// nothing reused. `tailor match --bench` and the matcher benchmark
+    /// time this.
+    pub fn find_cold(&self, screen: &RgbImage) -> Result<Match, ReferenceError> {
+        let fail = |source| ReferenceError::Pattern {
+            path: self.path.clone(),
+            source,
+        };
+        Pattern::new(self.pattern.image().clone(), &self.sidecar.exclude)
+            .map_err(fail)?
+            .find(screen, self.sidecar.region, self.sidecar.threshold)
+            .map_err(fail)
+    }
+
+    /// [`Reference::find`] among the windows within `radius` pixels of
+    /// `near` (a top-left corner): the warm search of a wait loop.
+    pub fn find_near(
+        &self,
+        screen: &RgbImage,
+        near: (u32, u32),
+        radius: u32,
+    ) -> Result<Match, MatchError> {
+        self.pattern.find_near(
+            screen,
+            self.sidecar.region,
+            near,
+            radius,
+            self.sidecar.threshold,
+        )
     }
 
     /// Whether a match is good enough for this reference.
@@ -357,9 +392,25 @@ mod tests {
         let r = Reference::load(dir.path(), "button").unwrap();
         assert_eq!(r.name, "button");
         assert_eq!(r.sidecar.click, (1, 2));
-        let m = r.best(&img).unwrap();
+        let m = r.find(&img).unwrap();
         assert!(r.accepts(&m));
         assert_eq!(r.click_point(&m), (1, 2));
+    }
+
+    #[test]
+    fn cold_search_matches_and_names_the_reference_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = RgbImage::from_fn(30, 10, |x, y| image::Rgb([x as u8 * 8, y as u8 * 20, 7]));
+        img.save(dir.path().join("button.png")).unwrap();
+        std::fs::write(dir.path().join("button.toml"), "region = [0, 0, 60, 40]\n").unwrap();
+        let r = Reference::load(dir.path(), "button").unwrap();
+        let mut screen = RgbImage::new(80, 50);
+        image::imageops::replace(&mut screen, &img, 12, 7);
+        assert_eq!(r.find_cold(&screen).unwrap(), r.find(&screen).unwrap());
+        // The sidecar's region does not fit this smaller screen.
+        let e = r.find_cold(&RgbImage::new(40, 20)).unwrap_err();
+        assert!(matches!(e, ReferenceError::Pattern { .. }), "{e}");
+        assert!(e.to_string().contains("button.png"), "{e}");
     }
 
     #[test]

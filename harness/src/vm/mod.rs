@@ -664,6 +664,16 @@ impl Vm {
     }
 }
 
+/// Screen waits ([`crate::screen::waiting`]) watch a VM through its
+/// screendumps.
+impl crate::screen::waiting::FrameSource for Vm {
+    type Error = VmError;
+
+    async fn frame(&mut self) -> Result<RgbImage, VmError> {
+        self.screendump().await
+    }
+}
+
 /// The screen of a running VM through its observer monitor, from outside
 /// the [`Vm`] (e.g. the run report after each step): a connection of its
 /// own for one `screendump`, written into the VM's scratch folder.
