@@ -29,25 +29,9 @@ use harness::net::analysis::{Analysis, Host};
 use harness::net::policy::{Class, Offence, Policy, Verdict};
 pub use harness::screen::matcher::Rect;
 
-/// One screen wait, as the step that waited saw it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScreenWait {
-    /// The reference's name (`screenshots/NAME.png` without `.png`).
-    pub reference: String,
-    /// The reference image.
-    pub reference_png: PathBuf,
-    /// The reference was on screen (score at or above the threshold) when
-    /// the wait ended: a found match, or what a "no longer see" wait was
-    /// still seeing.
-    pub matched: bool,
-    /// The match, or the best candidate seen, in screen pixels.
-    pub rect: Option<Rect>,
-    pub score: Option<f32>,
-    pub threshold: f32,
-    /// The failure picture a timed-out wait saved (last screen with the
-    /// best candidate boxed, the reference beside it).
-    pub failure_png: Option<PathBuf>,
-}
+/// One screen wait, as the step that waited saw it: the harness's own
+/// outcome of the wait.
+pub use harness::screen::waiting::WaitOutcome as ScreenWait;
 
 /// One flow of a capture, as a traffic check judged it.
 #[derive(Debug, Clone, PartialEq)]

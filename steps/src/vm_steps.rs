@@ -117,8 +117,8 @@ async fn wait_seen(
     Ok((reference, found))
 }
 
-/// Keep a screen wait's outcome on the world for the run report, whether
-/// the wait passed or timed out.
+/// File a screen wait's outcome for the run report (and keep it on the
+/// world), whether the wait passed or timed out.
 fn record(
     world: &mut TailorWorld,
     result: Result<WaitOutcome, WaitScreenError>,
@@ -127,6 +127,9 @@ fn record(
         Ok(outcome) => Some(outcome.clone()),
         Err(e) => e.outcome().cloned(),
     };
+    if let Some(outcome) = &world.last_screen_wait {
+        crate::evidence::screen_wait(outcome.clone());
+    }
     result
 }
 
