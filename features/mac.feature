@@ -1,12 +1,15 @@
 @mac @lab
 Feature: MAC address spoofing
-  After Start the guest's frames carry a random MAC, never the NIC's real
-  one, and the same one throughout.
+  The guest's frames carry a random MAC, never the NIC's real one, before
+  Start (at the greeter) and after it, and the same one throughout.
 
   Background:
     Given the Tor network is running
-    And a computer at checkpoint "tor-ready"
+    And a computer at checkpoint "lab-greeter"
 
-  Scenario: The guest's frames never carry the NIC's MAC
-    When I capture the guest's traffic for 12 seconds
+  Scenario: The guest's frames never carry the NIC's MAC, before and after Start
+    When I capture the guest's traffic for 3 seconds
+    And I choose Start with the lab's Tor network
+    Then Tor is ready within 180 seconds
+    When I capture the guest's traffic for 8 seconds
     Then the guest's MAC address was spoofed

@@ -13,5 +13,5 @@ Feature: Tor-only traffic
     Then I see "greeter-tor-ready" within 30 seconds
     When I fetch "http://10.203.0.2/" through Tor in the guest
     Then the fetched page is the lab's web page
-    When I capture the guest's traffic for 12 seconds
+    When I capture the guest's traffic for 8 seconds
     Then all Internet traffic has only flowed through Tor

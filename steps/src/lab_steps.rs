@@ -108,9 +108,21 @@ pub async fn teardown() {
     }
 }
 
+/// The DNS queries the lab's resolver has logged this run.
+async fn resolver_queries() -> Vec<harness::net::lab::DnsQuery> {
+    INTERNET
+        .lock()
+        .await
+        .as_ref()
+        .map(|i| i.lab.dns_queries())
+        .unwrap_or_default()
+}
+
 impl TailorWorld {
-    /// Start capturing the VM's traffic into the scenario's folder.
+    /// Start capturing the VM's traffic into the scenario's folder, and
+    /// mark where the lab resolver's log stands.
     pub async fn start_capture(&mut self) -> anyhow::Result<()> {
+        self.resolver_mark = resolver_queries().await.len();
         std::fs::create_dir_all(&self.scenario_dir)?;
         let path = std::path::absolute(self.scenario_dir.join("capture.pcap"))?;
         let vm = self.vm()?;
@@ -214,6 +226,33 @@ async fn tor_ready(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
         .vm()?
         .wait_serial(markers::TOR_READY, Duration::from_secs(secs))
         .await?)
+}
+
+/// Point the guest's tor at the lab's network and choose Start, as
+/// checkpoint `tor-ready` does, within the scenario (so its capture holds
+/// the guest's frames from before Start on).
+#[when("I choose Start with the lab's Tor network")]
+async fn choose_start(world: &mut TailorWorld) -> anyhow::Result<()> {
+    ensure_tor().await?;
+    start_with_lab_tor(world).await
+}
+
+#[then("the lab's resolver saw no query")]
+async fn resolver_saw_nothing(world: &mut TailorWorld) -> anyhow::Result<()> {
+    let queries = resolver_queries().await;
+    let since = queries.get(world.resolver_mark..).unwrap_or_default();
+    if !since.is_empty() {
+        let list: Vec<String> = since
+            .iter()
+            .map(|q| format!("{} {} from {}", q.qtype, q.name, q.from))
+            .collect();
+        anyhow::bail!(
+            "expected the lab's DNS resolver (dnsmasq at {BRIDGE_ADDR}) to see no query during the scenario; it saw {}: {}",
+            since.len(),
+            list.join("; ")
+        );
+    }
+    Ok(())
 }
 
 #[when(expr = "I fetch {string} through Tor in the guest")]

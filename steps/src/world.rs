@@ -107,6 +107,9 @@ pub struct TailorWorld {
     /// The stopped capture, analysed, and its file.
     pub analysis: Option<harness::net::analysis::Analysis>,
     pub pcap: Option<PathBuf>,
+    /// How many queries the lab's resolver had logged when the capture
+    /// started: later ones are this scenario's.
+    pub resolver_mark: usize,
     /// The firewall as noted by `When I note the firewall's state`.
     pub firewall_noted: Option<harness::derivative::inspect::FirewallState>,
 }
@@ -122,6 +125,7 @@ impl TailorWorld {
             analysis: None,
             pcap: None,
             firewall_noted: None,
+            resolver_mark: 0,
             scenario_dir: settings().artifacts,
             settings: settings(),
         }
