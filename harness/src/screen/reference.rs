@@ -277,6 +277,32 @@ impl Reference {
             .map_err(fail)
     }
 
+    /// [`Reference::find`] among the windows that overlap `changed` (in
+    /// screen coordinates); `None` when no window of the search region
+    /// does. After a screen where no window reached the threshold, only
+    /// those can reach it on the next screen if nothing else changed.
+    pub fn find_overlapping(
+        &self,
+        screen: &RgbImage,
+        changed: Rect,
+    ) -> Result<Option<Match>, MatchError> {
+        let (w, h) = (self.pattern.width() as u64, self.pattern.height() as u64);
+        let (sw, sh) = screen.dimensions();
+        let whole = self.sidecar.region.unwrap_or(Rect::new(0, 0, sw, sh));
+        // The pixels covered by windows that share a pixel with `changed`.
+        let x0 = (changed.x as u64 + 1).saturating_sub(w).max(whole.x as u64);
+        let y0 = (changed.y as u64 + 1).saturating_sub(h).max(whole.y as u64);
+        let x1 = (changed.right() + w - 1).min(whole.right());
+        let y1 = (changed.bottom() + h - 1).min(whole.bottom());
+        if x1 < x0 + w || y1 < y0 + h {
+            return Ok(None);
+        }
+        let area = Rect::new(x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32);
+        self.pattern
+            .find(screen, Some(area), self.sidecar.threshold)
+            .map(Some)
+    }
+
     /// [`Reference::find`] among the windows within `radius` pixels of
     /// `near` (a top-left corner): the warm search of a wait loop.
     pub fn find_near(
@@ -411,6 +437,41 @@ mod tests {
         let e = r.find_cold(&RgbImage::new(40, 20)).unwrap_err();
         assert!(matches!(e, ReferenceError::Pattern { .. }), "{e}");
         assert!(e.to_string().contains("button.png"), "{e}");
+    }
+
+    #[test]
+    fn overlapping_search_looks_only_where_windows_touch_the_change() {
+        let img = RgbImage::from_fn(30, 10, |x, y| image::Rgb([x as u8 * 8, y as u8 * 20, 7]));
+        let r = Reference::new(
+            "button".into(),
+            "button.png".into(),
+            img.clone(),
+            Sidecar::defaults(30, 10),
+        )
+        .unwrap();
+        let mut screen = RgbImage::new(100, 60);
+        image::imageops::replace(&mut screen, &img, 40, 20);
+        // A change at the button's last pixel: its window touches it.
+        let m = r
+            .find_overlapping(&screen, Rect::new(69, 29, 1, 1))
+            .unwrap()
+            .unwrap();
+        assert_eq!((m.rect.x, m.rect.y, r.accepts(&m)), (40, 20, true));
+        // One pixel further: no window touching it is the button.
+        let m = r
+            .find_overlapping(&screen, Rect::new(70, 30, 1, 1))
+            .unwrap()
+            .unwrap();
+        assert!(!r.accepts(&m), "{m:?}");
+        // A change outside the sidecar's region: nothing to search.
+        let mut limited = r.clone();
+        limited.sidecar.region = Some(Rect::new(0, 0, 50, 30));
+        assert_eq!(
+            limited
+                .find_overlapping(&screen, Rect::new(90, 50, 5, 5))
+                .unwrap(),
+            None
+        );
     }
 
     #[test]

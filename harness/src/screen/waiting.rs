@@ -3,7 +3,11 @@
 //! Frames come from any [`FrameSource`] (the VM's screendump, or a list of
 //! images in tests). Each poll takes a frame, skips the matching work when
 //! the frame is identical to the last one, and tries each reference near its
-//! last hit before a cold search. On a timeout the error names the
+//! last hit before a cold search. After a frame where a reference was
+//! proved absent (no window reached its threshold), only the windows that
+//! overlap what changed since are searched: a wait for something that is
+//! not there yet costs little while the screen stays mostly the same. On a
+//! timeout the error names the
 //! reference, the best score and place seen, and points at a PNG in the
 //! artifacts folder showing the last frame with that best candidate boxed,
 //! next to the reference.
@@ -136,6 +140,9 @@ struct Tracker<'a> {
     last_hit: Option<(u32, u32)>,
     best: Option<Match>,
     last: Option<Match>,
+    /// No window of the last frame reached the threshold (proved by a
+    /// search of every window, or of every window that changed).
+    absent: bool,
 }
 
 impl<'a> Tracker<'a> {
@@ -145,18 +152,34 @@ impl<'a> Tracker<'a> {
             last_hit: None,
             best: None,
             last: None,
+            absent: false,
         }
     }
 
-    /// Best match on `frame`: near the last hit first, then everywhere.
-    fn search(&mut self, frame: &RgbImage) -> Result<Match, WaitScreenError> {
+    /// Best match on `frame`, whose pixels differ from the last frame's
+    /// only in `changed` (`None`: anywhere). After a frame without it,
+    /// only windows that overlap the change are searched; otherwise near
+    /// the last hit first, then everywhere. A match below the threshold is
+    /// the best candidate seen, not necessarily the best window.
+    fn search(
+        &mut self,
+        frame: &RgbImage,
+        changed: Option<Rect>,
+    ) -> Result<Match, WaitScreenError> {
         let r = self.reference;
         let map = |source| WaitScreenError::Match {
             name: r.name.clone(),
             source,
         };
-        let m = match self.last_hit {
-            Some(near) => {
+        let m = match (self.absent, changed, self.last, self.last_hit) {
+            (true, Some(changed), Some(last), _) => {
+                // No window that changed can hold it: the last frame's
+                // candidate is still there, unchanged.
+                r.find_overlapping(frame, changed)
+                    .map_err(map)?
+                    .unwrap_or(last)
+            }
+            (_, _, _, Some(near)) => {
                 let warm = r.find_near(frame, near, WARM_RADIUS).map_err(map)?;
                 if r.accepts(&warm) {
                     warm
@@ -164,8 +187,11 @@ impl<'a> Tracker<'a> {
                     r.find(frame).map_err(map)?
                 }
             }
-            None => r.find(frame).map_err(map)?,
+            _ => r.find(frame).map_err(map)?,
         };
+        // Every search above that comes back below the threshold proves
+        // that no window of the frame reaches it.
+        self.absent = !r.accepts(&m);
         self.last_hit = Some((m.rect.x, m.rect.y));
         if self.best.is_none_or(|b| m.score > b.score) {
             self.best = Some(m);
@@ -230,7 +256,11 @@ async fn poll<S, T>(
     trackers: &mut [Tracker<'_>],
     report: Report,
     artifacts: &Path,
-    mut decide: impl FnMut(&mut [Tracker<'_>], &RgbImage) -> Result<Option<T>, WaitScreenError>,
+    mut decide: impl FnMut(
+        &mut [Tracker<'_>],
+        &RgbImage,
+        Option<Rect>,
+    ) -> Result<Option<T>, WaitScreenError>,
 ) -> Result<T, WaitScreenError>
 where
     S: FrameSource,
@@ -251,7 +281,8 @@ where
         })?;
         // An identical frame cannot change the verdict: skip the matching.
         if last_frame.as_ref() != Some(&frame) {
-            if let Some(v) = decide(trackers, &frame)? {
+            let changed = last_frame.as_ref().and_then(|l| changed_area(l, &frame));
+            if let Some(v) = decide(trackers, &frame, changed)? {
                 tracing::debug!(what, elapsed = ?start.elapsed(), "seen");
                 return Ok(v);
             }
@@ -301,6 +332,38 @@ where
     }
 }
 
+/// The smallest rectangle holding every pixel that differs between two
+/// frames of one size; `None` when their sizes differ (or nothing does).
+fn changed_area(old: &RgbImage, new: &RgbImage) -> Option<Rect> {
+    if old.dimensions() != new.dimensions() {
+        return None;
+    }
+    let stride = new.width() as usize * 3;
+    let rows = old
+        .as_raw()
+        .chunks_exact(stride)
+        .zip(new.as_raw().chunks_exact(stride));
+    let (mut x0, mut x1, mut y0, mut y1) = (usize::MAX, 0, usize::MAX, 0);
+    for (y, (a, b)) in rows.enumerate() {
+        if a == b {
+            continue;
+        }
+        // First and last differing byte of the row, in pixels.
+        let first = a.iter().zip(b).position(|(p, q)| p != q).unwrap_or(0) / 3;
+        let last = (stride
+            - 1
+            - a.iter()
+                .rev()
+                .zip(b.iter().rev())
+                .position(|(p, q)| p != q)
+                .unwrap_or(0))
+            / 3;
+        (x0, x1) = (x0.min(first), x1.max(last + 1));
+        (y0, y1) = (y0.min(y), y + 1);
+    }
+    (y0 < y1).then(|| Rect::new(x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32))
+}
+
 fn describe(trackers: &[Tracker<'_>], report: Report) -> String {
     trackers
         .iter()
@@ -338,8 +401,8 @@ pub async fn wait_for<S: FrameSource>(
         &mut trackers,
         Report::Best,
         artifacts,
-        |ts, frame| {
-            let m = ts[0].search(frame)?;
+        |ts, frame, changed| {
+            let m = ts[0].search(frame, changed)?;
             Ok(ts[0]
                 .reference
                 .accepts(&m)
@@ -367,10 +430,10 @@ pub async fn wait_for_any<S: FrameSource>(
         &mut trackers,
         Report::Best,
         artifacts,
-        |ts, frame| {
+        |ts, frame, changed| {
             let mut found: Option<(usize, Match)> = None;
             for (i, t) in ts.iter_mut().enumerate() {
-                let m = t.search(frame)?;
+                let m = t.search(frame, changed)?;
                 if t.reference.accepts(&m) && found.is_none_or(|(_, f)| m.score > f.score) {
                     found = Some((i, m));
                 }
@@ -398,8 +461,8 @@ pub async fn wait_gone<S: FrameSource>(
         &mut trackers,
         Report::Last,
         artifacts,
-        |ts, frame| {
-            let m = ts[0].search(frame)?;
+        |ts, frame, changed| {
+            let m = ts[0].search(frame, changed)?;
             Ok((!ts[0].reference.accepts(&m)).then(|| ts[0].outcome(Report::Last, None)))
         },
     )
@@ -675,6 +738,41 @@ mod tests {
         let outcome = err.outcome().unwrap();
         assert!(outcome.matched, "{outcome:?}");
         assert_eq!(outcome.rect.map(|r| (r.x, r.y)), Some((60, 40)));
+    }
+
+    #[test]
+    fn changed_area_bounds_every_changed_pixel() {
+        let a = screen_with(None);
+        let mut b = a.clone();
+        assert_eq!(changed_area(&a, &b), None);
+        b.put_pixel(7, 30, Rgb([0, 0, 0]));
+        b.put_pixel(150, 12, Rgb([0, 0, 0]));
+        assert_eq!(changed_area(&a, &b), Some(Rect::new(7, 12, 144, 19)));
+        assert_eq!(changed_area(&a, &RgbImage::new(20, 20)), None);
+    }
+
+    /// Once the button is known to be absent, the next frames are searched
+    /// only where they changed: the button appearing there (off the
+    /// pyramid's grid, the hard case) must still be found, and a change
+    /// elsewhere must not hide it.
+    #[tokio::test]
+    async fn a_reference_appearing_where_the_screen_changed_is_found() {
+        let mut scribbled = screen_with(None);
+        for x in 150..190 {
+            scribbled.put_pixel(x, 100, Rgb([255, 255, 255]));
+        }
+        let mut both = scribbled.clone();
+        image::imageops::replace(&mut both, &button(), 10, 10);
+        let mut src = Script {
+            frames: vec![screen_with(None), scribbled, both],
+            taken: 0,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let seen = wait_for(&mut src, &reference(), Duration::from_secs(5), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(seen.rect.map(|r| (r.x, r.y)), Some((10, 10)));
+        assert_eq!(src.taken, 3);
     }
 
     #[tokio::test]
