@@ -370,7 +370,11 @@ impl<'a> Exhaustive<'a> {
             }
             for (k, row) in cascade.iter().zip(rows.iter_mut()) {
                 // Only the chunks of positions the coarser blocks left are
-                // bounded with the finer: runs of them at a time.
+                // bounded with the finer, a run of chunks at a time. The box
+                // sums of a run reach a reference's width past its end, so
+                // a run goes on across a gap narrower than that rather than
+                // computing those box sums twice.
+                let gap = k.b * (k.wc - 1) / CHUNK;
                 let mut c = 0;
                 while c < chunks {
                     if !live[c] {
@@ -378,12 +382,21 @@ impl<'a> Exhaustive<'a> {
                         continue;
                     }
                     let first = c;
-                    while c < chunks && live[c] {
+                    let mut last = c;
+                    while c < chunks && c <= last + 1 + gap {
+                        if live[c] {
+                            last = c;
+                        }
                         c += 1;
                     }
-                    let (x0, x1) = (chunk(first).start, chunk(c - 1).end);
+                    c = last + 1;
+                    let (x0, x1) = (chunk(first).start, chunk(last).end);
                     row.prepare(k, &self.ii, y, x0..x1);
-                    for (l, run) in live[first..c].iter_mut().zip((first..c).map(chunk)) {
+                    for (d, l) in live.iter_mut().enumerate().take(last + 1).skip(first) {
+                        if !*l {
+                            continue;
+                        }
+                        let run = chunk(d);
                         row.correlate(run.clone());
                         let a = &mut alive[run.clone()];
                         bound_run(a, tmpl, k, floor, (&whole, &row.sums), run.start);
