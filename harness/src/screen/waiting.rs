@@ -392,24 +392,9 @@ pub async fn wait_for<S: FrameSource>(
     timeout: Duration,
     artifacts: &Path,
 ) -> Result<WaitOutcome, WaitScreenError> {
-    let what = format!("screen showing {}", reference.name);
-    let mut trackers = [Tracker::new(reference)];
-    poll(
-        source,
-        &what,
-        timeout,
-        &mut trackers,
-        Report::Best,
-        artifacts,
-        |ts, frame, changed| {
-            let m = ts[0].search(frame, changed)?;
-            Ok(ts[0]
-                .reference
-                .accepts(&m)
-                .then(|| ts[0].outcome(Report::Last, None)))
-        },
-    )
-    .await
+    wait_for_any(source, &[reference], timeout, artifacts)
+        .await
+        .map(|(_, outcome)| outcome)
 }
 
 /// Wait until any of `references` is on the screen; which one (its index)
@@ -421,7 +406,10 @@ pub async fn wait_for_any<S: FrameSource>(
     artifacts: &Path,
 ) -> Result<(usize, WaitOutcome), WaitScreenError> {
     let names: Vec<&str> = references.iter().map(|r| r.name.as_str()).collect();
-    let what = format!("screen showing any of {}", names.join(", "));
+    let what = match names.as_slice() {
+        [one] => format!("screen showing {one}"),
+        _ => format!("screen showing any of {}", names.join(", ")),
+    };
     let mut trackers: Vec<Tracker> = references.iter().map(|r| Tracker::new(r)).collect();
     poll(
         source,
