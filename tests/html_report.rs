@@ -415,19 +415,9 @@ async fn a_run_writes_its_report() {
     .unwrap();
     let artifacts = root.path().join("artifacts");
     let args = steps::runner::RunArgs {
-        iso: None,
-        vm_config: None,
         features,
-        screenshots: vec![root.path().join("screenshots")],
-        vm_configs: root.path().join("vm-configs"),
         artifacts: artifacts.clone(),
-        name: None,
-        tags: None,
-        junit: None,
-        shard: None,
-        pause_on_failure: false,
-        targets: vec![],
-        keep_lab: false,
+        ..steps::runner::RunArgs::in_project(root.path())
     };
     let (summary, records) = steps::runner::run_recorded(args).await.unwrap();
     assert_eq!((summary.passed, summary.failed), (0, 1), "{summary:?}");
@@ -485,19 +475,9 @@ async fn a_vm_run_has_a_screen_after_every_step() {
     .unwrap();
     let artifacts = tmp.path().join("artifacts");
     let args = steps::runner::RunArgs {
-        iso: None,
-        vm_config: None,
         features,
-        screenshots: vec![root.join("screenshots")],
-        vm_configs: root.join("vm-configs"),
         artifacts: artifacts.clone(),
-        name: None,
-        tags: None,
-        junit: None,
-        shard: None,
-        pause_on_failure: false,
-        targets: vec![],
-        keep_lab: false,
+        ..steps::runner::RunArgs::in_project(root)
     };
     let (summary, records) = steps::runner::run_recorded(args).await.unwrap();
     assert_eq!((summary.passed, summary.failed), (1, 1), "{summary:?}");

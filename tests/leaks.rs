@@ -44,19 +44,11 @@ fn customized_iso(name: &str) -> PathBuf {
 fn args(iso: &Path, tags: &str) -> RunArgs {
     RunArgs {
         iso: Some(iso.to_owned()),
-        vm_config: None,
-        features: root().join("features"),
-        screenshots: vec![root().join("screenshots")],
-        vm_configs: root().join("vm-configs"),
         artifacts: root().join("artifacts/leaks"),
-        name: None,
         tags: Some(tags.into()),
-        junit: None,
-        shard: None,
-        pause_on_failure: false,
-        targets: vec![],
         // One lab and Tor network for every run of this test binary.
         keep_lab: true,
+        ..RunArgs::in_project(&root())
     }
 }
 

@@ -8,19 +8,10 @@ use steps::runner::{run, RunArgs};
 
 fn args(features: &std::path::Path, junit: std::path::PathBuf, shard: &str) -> RunArgs {
     RunArgs {
-        iso: None,
-        vm_config: None,
         features: features.to_owned(),
-        screenshots: vec![features.join("screenshots")],
-        vm_configs: features.join("vm-configs"),
-        artifacts: features.join("artifacts"),
-        name: None,
-        tags: None,
         junit: Some(junit),
         shard: Some(shard.parse().unwrap()),
-        pause_on_failure: false,
-        targets: vec![],
-        keep_lab: false,
+        ..RunArgs::in_project(features)
     }
 }
 

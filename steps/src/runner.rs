@@ -70,6 +70,29 @@ pub struct RunArgs {
     pub keep_lab: bool,
 }
 
+impl RunArgs {
+    /// The whole suite of a project laid out like this one (`features/`,
+    /// `screenshots/`, `vm-configs/`, `artifacts/` under `root`), with no
+    /// filter and nothing kept: what the command line's defaults mean.
+    pub fn in_project(root: &Path) -> RunArgs {
+        RunArgs {
+            iso: None,
+            vm_config: None,
+            features: root.join("features"),
+            screenshots: vec![root.join("screenshots")],
+            vm_configs: root.join("vm-configs"),
+            artifacts: root.join("artifacts"),
+            name: None,
+            tags: None,
+            junit: None,
+            shard: None,
+            pause_on_failure: false,
+            targets: vec![],
+            keep_lab: false,
+        }
+    }
+}
+
 /// One FILE or FILE:LINE target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

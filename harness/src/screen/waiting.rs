@@ -542,6 +542,11 @@ mod tests {
         taken: usize,
     }
 
+    /// A source that shows `frames` in turn, then the last one for ever.
+    fn script(frames: Vec<RgbImage>) -> Script {
+        Script { frames, taken: 0 }
+    }
+
     #[derive(Debug, thiserror::Error)]
     #[error("no frame")]
     struct NoFrame;
@@ -602,14 +607,11 @@ mod tests {
 
     #[tokio::test]
     async fn waits_until_the_reference_appears() {
-        let mut src = Script {
-            frames: vec![
-                screen_with(None),
-                screen_with(None),
-                screen_with(Some((120, 70))),
-            ],
-            taken: 0,
-        };
+        let mut src = script(vec![
+            screen_with(None),
+            screen_with(None),
+            screen_with(Some((120, 70))),
+        ]);
         let dir = tempfile::tempdir().unwrap();
         let seen = wait_for(&mut src, &reference(), Duration::from_secs(5), dir.path())
             .await
@@ -625,10 +627,7 @@ mod tests {
 
     #[tokio::test]
     async fn timeout_names_best_and_saves_the_screen() {
-        let mut src = Script {
-            frames: vec![screen_with(None)],
-            taken: 0,
-        };
+        let mut src = script(vec![screen_with(None)]);
         let dir = tempfile::tempdir().unwrap();
         let err = wait_for(
             &mut src,
@@ -675,10 +674,7 @@ mod tests {
         .unwrap();
         let r = reference();
         let dir = tempfile::tempdir().unwrap();
-        let mut src = Script {
-            frames: vec![screen_with(Some((60, 40)))],
-            taken: 0,
-        };
+        let mut src = script(vec![screen_with(Some((60, 40)))]);
         let (i, seen) = wait_for_any(&mut src, &[&other, &r], Duration::from_secs(5), dir.path())
             .await
             .unwrap();
@@ -686,14 +682,11 @@ mod tests {
         assert_eq!((i, m.rect.x, m.rect.y), (1, 60, 40));
         assert_eq!(seen.reference, "button");
 
-        let mut src = Script {
-            frames: vec![
-                screen_with(Some((10, 10))),
-                screen_with(Some((60, 40))),
-                screen_with(None),
-            ],
-            taken: 0,
-        };
+        let mut src = script(vec![
+            screen_with(Some((10, 10))),
+            screen_with(Some((60, 40))),
+            screen_with(None),
+        ]);
         let gone = wait_gone(&mut src, &r, Duration::from_secs(5), dir.path())
             .await
             .unwrap();
@@ -704,10 +697,7 @@ mod tests {
     #[tokio::test]
     async fn a_reference_that_stays_is_reported_where_it_stays() {
         let dir = tempfile::tempdir().unwrap();
-        let mut src = Script {
-            frames: vec![screen_with(Some((60, 40)))],
-            taken: 0,
-        };
+        let mut src = script(vec![screen_with(Some((60, 40)))]);
         let err = wait_gone(
             &mut src,
             &reference(),
@@ -751,10 +741,7 @@ mod tests {
         }
         let mut both = scribbled.clone();
         image::imageops::replace(&mut both, &button(), 10, 10);
-        let mut src = Script {
-            frames: vec![screen_with(None), scribbled, both],
-            taken: 0,
-        };
+        let mut src = script(vec![screen_with(None), scribbled, both]);
         let dir = tempfile::tempdir().unwrap();
         let seen = wait_for(&mut src, &reference(), Duration::from_secs(5), dir.path())
             .await
@@ -765,10 +752,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_reference_is_an_error() {
-        let mut src = Script {
-            frames: vec![screen_with(None)],
-            taken: 0,
-        };
+        let mut src = script(vec![screen_with(None)]);
         let dir = tempfile::tempdir().unwrap();
         let err = wait_for_any(&mut src, &[], Duration::from_secs(1), dir.path())
             .await

@@ -187,6 +187,23 @@ pub struct VmPaths {
     pub screendump: PathBuf,
 }
 
+impl VmPaths {
+    /// Every file in `dir` but the screendump, which may live elsewhere
+    /// (on tmpfs).
+    fn in_dir(dir: PathBuf, screendump: PathBuf) -> VmPaths {
+        VmPaths {
+            qmp_socket: dir.join("qmp.sock"),
+            observer_socket: dir.join("observer.sock"),
+            vnc_socket: dir.join("vnc.sock"),
+            qga_socket: dir.join("qga.sock"),
+            serial_log: dir.join("serial.log"),
+            qemu_log: dir.join("qemu.log"),
+            screendump,
+            dir,
+        }
+    }
+}
+
 impl Vm {
     /// Start QEMU for `config` and connect to it over QMP.
     pub async fn start(config: &VmConfig, options: VmOptions) -> Result<Vm, VmError> {
@@ -219,19 +236,11 @@ impl Vm {
             .tempdir_in("/dev/shm")
             .ok();
         let dir = scratch.path().to_owned();
-        let paths = VmPaths {
-            qmp_socket: dir.join("qmp.sock"),
-            observer_socket: dir.join("observer.sock"),
-            vnc_socket: dir.join("vnc.sock"),
-            qga_socket: dir.join("qga.sock"),
-            serial_log: dir.join("serial.log"),
-            qemu_log: dir.join("qemu.log"),
-            screendump: screen_scratch
-                .as_ref()
-                .map(|d| d.path().join("screen.ppm"))
-                .unwrap_or_else(|| dir.join("screen.ppm")),
-            dir,
-        };
+        let screendump = screen_scratch
+            .as_ref()
+            .map(|d| d.path().join("screen.ppm"))
+            .unwrap_or_else(|| dir.join("screen.ppm"));
+        let paths = VmPaths::in_dir(dir, screendump);
 
         let mut args = command_line(config, &medium, accel, &paths, &options)?;
         args.extend(options.extra_args.iter().cloned());
@@ -918,16 +927,7 @@ mod tests {
     use super::*;
 
     fn paths(dir: &Path) -> VmPaths {
-        VmPaths {
-            dir: dir.to_owned(),
-            qmp_socket: dir.join("qmp.sock"),
-            observer_socket: dir.join("observer.sock"),
-            vnc_socket: dir.join("vnc.sock"),
-            qga_socket: dir.join("qga.sock"),
-            serial_log: dir.join("serial.log"),
-            qemu_log: dir.join("qemu.log"),
-            screendump: dir.join("s.ppm"),
-        }
+        VmPaths::in_dir(dir.to_owned(), dir.join("s.ppm"))
     }
 
     #[test]
