@@ -470,7 +470,13 @@ async fn a_vm_run_has_a_screen_after_every_step() {
          \x20   And I press \"Return\"\n\
          \x20   Then I see \"smoke-ready\" within 30 seconds\n\
          \n  Scenario: A screen that never comes\n\
-         \x20   Then I see \"smoke-ready\" within 2 seconds\n",
+         \x20   Then I see \"smoke-ready\" within 2 seconds\n\
+         \n  Scenario: The step before a reboot keeps its screen\n\
+         \x20   When I type \"clear; echo 'Tailor: READY!' | tr R r\"\n\
+         \x20   And I press \"Return\"\n\
+         \x20   Then I see \"smoke-ready\" within 30 seconds\n\
+         \x20   Given the computer boots from \"smoke\"\n\
+         \x20   Then the serial console shows \"TAILOR-SMOKE-SHELL\" within 90 seconds\n",
     )
     .unwrap();
     let artifacts = tmp.path().join("artifacts");
@@ -480,7 +486,7 @@ async fn a_vm_run_has_a_screen_after_every_step() {
         ..steps::runner::RunArgs::in_project(root)
     };
     let (summary, records) = steps::runner::run_recorded(args).await.unwrap();
-    assert_eq!((summary.passed, summary.failed), (1, 1), "{summary:?}");
+    assert_eq!((summary.passed, summary.failed), (2, 1), "{summary:?}");
     let shots = |s: &ScenarioRecord| -> Vec<steps::report::Shot> {
         s.steps
             .iter()
@@ -493,12 +499,16 @@ async fn a_vm_run_has_a_screen_after_every_step() {
             })
             .collect()
     };
-    let passing = records.scenarios.iter().find(|s| !s.failed()).unwrap();
-    let passing_shots = shots(passing);
-    assert_eq!(passing_shots.len(), 4, "background and three steps");
-    for shot in &passing_shots {
+    let passing: Vec<_> = records.scenarios.iter().filter(|s| !s.failed()).collect();
+    // The reboot scenario: the screen before the VM was replaced is kept.
+    let lengths: Vec<usize> = passing.iter().map(|s| shots(s).len()).collect();
+    assert_eq!(lengths, [4, 6], "background and three steps; and five");
+    for shot in passing.iter().flat_map(|s| shots(s)) {
         assert!(shot.thumb.is_file() && shot.full.is_none(), "{shot:?}");
-        assert_eq!((shot.width, shot.height), (1024, 768));
+    }
+    // The shell's screen, up to the reboot (a new boot starts at 640x480).
+    for shot in shots(passing[0]).iter().chain(&shots(passing[1])[..4]) {
+        assert_eq!((shot.width, shot.height), (1024, 768), "{shot:?}");
     }
     let failing = records.scenarios.iter().find(|s| s.failed()).unwrap();
     let failing_shots = shots(failing);

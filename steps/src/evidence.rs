@@ -179,6 +179,9 @@ struct Journal {
     items: Vec<(u64, SystemTime, Evidence)>,
     /// Steps the recorder is done with (screen taken), per scenario.
     recorded: BTreeMap<u64, usize>,
+    /// The last screen of each VM a scenario replaced, by the VM's folder:
+    /// the step before the replacement may not have had its screen taken.
+    left_screens: BTreeMap<(u64, PathBuf), image::RgbImage>,
 }
 
 static JOURNAL: Mutex<Option<Journal>> = Mutex::new(None);
@@ -218,6 +221,22 @@ pub(crate) fn scenario_began(dir: &Path) {
     let serial = j.serial;
     j.dirs
         .insert(serial, std::path::absolute(dir).unwrap_or(dir.to_owned()));
+}
+
+/// Executor side: the running scenario is about to replace its VM, whose
+/// screen is now `screen`.
+pub(crate) fn vm_leaving(paths: &harness::vm::VmPaths, screen: image::RgbImage) {
+    let mut j = journal();
+    let key = (j.serial, paths.dir.clone());
+    j.left_screens.insert(key, screen);
+}
+
+/// Recorder side: the last screen of a VM that scenario `serial` replaced.
+pub(crate) fn left_screen(serial: u64, paths: &harness::vm::VmPaths) -> Option<image::RgbImage> {
+    journal()
+        .left_screens
+        .get(&(serial, paths.dir.clone()))
+        .cloned()
 }
 
 /// Executor side: the running scenario started a VM (replacing any other).
@@ -297,6 +316,7 @@ pub(crate) fn finish(serial: u64) -> Vec<Evidence> {
     j.dirs.retain(|s, _| *s > serial);
     j.ending.retain(|s, _| *s > serial);
     j.recorded.retain(|s, _| *s > serial);
+    j.left_screens.retain(|(s, _), _| *s > serial);
     rest
 }
 

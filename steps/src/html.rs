@@ -257,7 +257,7 @@ impl Page {
         self.push(
             "<p class=\"muted\">Each step's screen is taken through QEMU's observer monitor as the \
              report writer sees the step end (the next step may have begun; the last step of a \
-             scenario is waited for). Passing scenarios keep thumbnails only; failed ones keep \
+             scenario is waited for, and a VM's last screen is kept when a step replaces the VM). Passing scenarios keep thumbnails only; failed ones keep \
              full-size screens.</p>\n</body></html>\n",
         );
     }

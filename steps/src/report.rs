@@ -274,7 +274,13 @@ impl Recorder {
                     (Some(vm), Some(dir), Status::Passed) => {
                         let (vm, dir) = (vm.clone(), steps_dir(dir, attempt));
                         pending = Some(tokio::spawn(async move {
-                            let image = observe(&vm).await;
+                            // The next step may have replaced the VM since.
+                            let image = match evidence::left_screen(serial, &vm) {
+                                Some(screen) => Ok(screen),
+                                None => observe(&vm)
+                                    .await
+                                    .or_else(|e| evidence::left_screen(serial, &vm).ok_or(e)),
+                            };
                             evidence::step_recorded(serial);
                             save(image?, dir, index).await
                         }));

@@ -220,7 +220,12 @@ impl TailorWorld {
         config: &harness::vm::VmConfig,
         mut options: harness::vm::VmOptions,
     ) -> anyhow::Result<()> {
-        self.vm = None;
+        if let Some(mut old) = self.vm.take() {
+            // The report may not have taken the last step's screen yet.
+            if let Ok(screen) = old.screendump().await {
+                crate::evidence::vm_leaving(old.paths(), screen);
+            }
+        }
         let on_lab = config.network == harness::vm::Network::Lab;
         if on_lab {
             options.lab = Some(crate::lab_steps::lab_attachment().await?);
