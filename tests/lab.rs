@@ -156,6 +156,100 @@ async fn lab_is_isolated_serves_dhcp_and_dns_and_stops_cleanly() {
     assert_eq!(dnsmasq_processes_using(state.path()), Vec::<String>::new());
 }
 
+/// A child process that ends with the test, even when the test panics.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A line from a child's stdout, or a panic naming what was awaited.
+fn line_from(out: &mut BufReader<std::process::ChildStdout>, what: &str) -> String {
+    let mut line = String::new();
+    out.read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(!line.is_empty(), "{what}: the child exited first");
+    line.trim().to_owned()
+}
+
+/// Between two VMs the lab drops the connections its side holds with
+/// guests (a killed VM never closes them), and keeps its own: the relays'
+/// connections among themselves on the bridge address.
+#[tokio::test]
+async fn closing_guest_connections_spares_the_labs_own() {
+    if !root_or_skip("closing_guest_connections_spares_the_labs_own") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut lab = Lab::start(LabConfig {
+        state_dir: Some(state.path().to_owned()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let guest_addr = "10.203.0.60";
+    let guest = lab.add_host(Some(guest_addr.parse().unwrap())).unwrap();
+    let python = |netns: &str, script: &str| {
+        Killed(
+            Command::new("ip")
+                .args(["netns", "exec", netns, "python3", "-u", "-c", script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    // A "relay": listening on the bridge address, with one connection to
+    // itself, as relays connect to each other.
+    let mut relay = python(
+        lab.name(),
+        &format!(
+            "import socket\n\
+             s = socket.socket(); s.bind(('{BRIDGE_ADDR}', 7001)); s.listen()\n\
+             own = socket.create_connection(('{BRIDGE_ADDR}', 7001)); kept = [s.accept()]\n\
+             print('listening')\n\
+             while True: kept.append(s.accept()); print('accepted')\n"
+        ),
+    );
+    let mut relay_out = BufReader::new(relay.0.stdout.take().unwrap());
+    assert_eq!(line_from(&mut relay_out, "the relay"), "listening");
+    let mut client = python(
+        &guest.name,
+        &format!(
+            "import socket\n\
+             c = socket.create_connection(('{BRIDGE_ADDR}', 7001)); print('connected')\n\
+             c.settimeout(30)\n\
+             try: print('closed' if c.recv(1) == b'' else 'data')\n\
+             except ConnectionResetError: print('reset')\n\
+             except TimeoutError: print('still open after 30 s')\n"
+        ),
+    );
+    let mut client_out = BufReader::new(client.0.stdout.take().unwrap());
+    assert_eq!(line_from(&mut client_out, "the guest"), "connected");
+    assert_eq!(line_from(&mut relay_out, "the relay"), "accepted");
+    let before = lab.exec(&["ss", "-tn"]).unwrap();
+    assert!(before.contains(guest_addr), "{before}");
+
+    lab.close_guest_connections().unwrap();
+
+    // The relay's side was aborted, which resets the guest's.
+    assert_eq!(line_from(&mut client_out, "the guest"), "reset");
+    let after = lab.exec(&["ss", "-tn"]).unwrap();
+    assert!(!after.contains(guest_addr), "{after}");
+    let own = format!("{BRIDGE_ADDR}:7001");
+    assert_eq!(
+        after.lines().filter(|l| l.contains(&own)).count(),
+        2,
+        "both ends of the lab's own connection stay: {after}"
+    );
+    drop((relay, client));
+    lab.stop().unwrap();
+}
+
 #[tokio::test]
 async fn lab_advertises_an_ipv6_prefix_when_asked_and_stays_isolated() {
     if !root_or_skip("lab_advertises_an_ipv6_prefix_when_asked_and_stays_isolated") {

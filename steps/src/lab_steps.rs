@@ -61,6 +61,8 @@ async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet
 pub async fn lab_attachment() -> anyhow::Result<LabAttachment> {
     let mut slot = INTERNET.lock().await;
     let internet = ensure_lab(&mut slot).await?;
+    // The last scenario's VM is gone; so must be its connections.
+    internet.lab.close_guest_connections()?;
     Ok(internet.lab.attachment())
 }
 
