@@ -9,6 +9,7 @@ Feature: No IPv6 leaves the guest
     And a computer at checkpoint "tor-ready"
 
   Scenario: No IPv6 packet leaves the guest
-    When I capture the guest's traffic for 8 seconds
+    When the lab advertises IPv6 within 60 seconds
+    And I capture the guest's traffic for 8 seconds
     Then the lab advertised IPv6 to the guest
     And no IPv6 left the guest

@@ -222,7 +222,9 @@ impl TailorWorld {
     ) -> anyhow::Result<()> {
         if let Some(mut old) = self.vm.take() {
             // The report may not have taken the last step's screen yet.
-            if let Ok(screen) = old.screendump().await {
+            // Best effort: a wedged QEMU must not hold up the next boot.
+            let departing = tokio::time::timeout(Duration::from_secs(5), old.screendump()).await;
+            if let Ok(Ok(screen)) = departing {
                 crate::evidence::vm_leaving(old.paths(), screen);
             }
         }

@@ -642,6 +642,47 @@ impl Lab {
         parse_queries(&std::fs::read_to_string(self.dnsmasq_log()).unwrap_or_default())
     }
 
+    /// Router advertisements dnsmasq has logged sending (`RTR-ADVERT`).
+    pub fn router_advertisements(&self) -> usize {
+        count_router_advertisements(
+            &std::fs::read_to_string(self.dnsmasq_log()).unwrap_or_default(),
+        )
+    }
+
+    /// Wait until dnsmasq sends one more router advertisement than `seen`.
+    /// It does not keep to `RA_INTERVAL_SECS`: gaps of 3 to 15 s were
+    /// measured, so a fixed capture window may hold none.
+    pub async fn wait_for_router_advertisement(
+        &self,
+        seen: usize,
+        timeout: Duration,
+    ) -> Result<(), LabError> {
+        wait::wait_until::<_, std::convert::Infallible, _, _>(
+            "a router advertisement in dnsmasq's log",
+            wait::scaled(timeout),
+            Duration::from_millis(100),
+            || {
+                let now = self.router_advertisements();
+                async move {
+                    if now > seen {
+                        Check::Ready(())
+                    } else {
+                        Check::NotYet(format!("{now} RTR-ADVERT lines in all"))
+                    }
+                }
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            WaitError::Timeout(source) => LabError::Timeout {
+                lab: self.name.clone(),
+                what: "no router advertisement (is the lab's IPv6 on?)",
+                source,
+            },
+            WaitError::Fatal(never) => match never {},
+        })
+    }
+
     /// Wait until dnsmasq acknowledges a lease (for `mac`, if given).
     pub async fn wait_for_lease(
         &self,
@@ -910,6 +951,11 @@ pub fn parse_leases(log: &str) -> Vec<Lease> {
         .collect()
 }
 
+/// `RTR-ADVERT(br0) fd00:203::` lines.
+pub fn count_router_advertisements(log: &str) -> usize {
+    log.lines().filter(|l| l.contains(": RTR-ADVERT(")).count()
+}
+
 /// `query[A] example.com from 10.203.0.57` lines.
 pub fn parse_queries(log: &str) -> Vec<DnsQuery> {
     log.lines()
@@ -938,7 +984,15 @@ Nov 25 09:01:03 dnsmasq-dhcp[77]: 3180 DHCPACK(br0) 10.203.0.93 02:00:00:00:01:0
 Nov 25 09:01:04 dnsmasq[77]: query[A] example.com from 10.203.0.93
 Nov 25 09:01:04 dnsmasq[77]: config example.com is 10.203.0.2
 Nov 25 09:01:05 dnsmasq[77]: query[AAAA] check.torproject.org from 10.203.0.93
+Nov 25 09:01:06 dnsmasq-dhcp[77]: RTR-ADVERT(br0) fd00:203::
+Nov 25 09:01:21 dnsmasq-dhcp[77]: RTR-ADVERT(br0) fd00:203::
 ";
+
+    #[test]
+    fn router_advertisements_are_counted() {
+        assert_eq!(count_router_advertisements(LOG), 2);
+        assert_eq!(count_router_advertisements(""), 0);
+    }
 
     #[test]
     fn leases_are_read_from_dhcpack_lines() {
