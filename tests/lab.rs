@@ -43,6 +43,16 @@ fn dnsmasq_processes_using(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A lab with its state (dnsmasq's log and leases) in `dir`.
+async fn lab_keeping_state_in(dir: &Path) -> Lab {
+    Lab::start(LabConfig {
+        state_dir: Some(dir.to_owned()),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn lab_is_isolated_serves_dhcp_and_dns_and_stops_cleanly() {
     if !root_or_skip("lab_is_isolated_serves_dhcp_and_dns_and_stops_cleanly") {
@@ -50,12 +60,7 @@ async fn lab_is_isolated_serves_dhcp_and_dns_and_stops_cleanly() {
     }
     let _serial = SERIAL.lock().await;
     let state = tempfile::tempdir().unwrap();
-    let mut lab = Lab::start(LabConfig {
-        state_dir: Some(state.path().to_owned()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let mut lab = lab_keeping_state_in(state.path()).await;
     let name = lab.name().to_owned();
 
     // Isolation, by inspection only.
@@ -185,12 +190,7 @@ async fn closing_guest_connections_spares_the_labs_own() {
     }
     let _serial = SERIAL.lock().await;
     let state = tempfile::tempdir().unwrap();
-    let mut lab = Lab::start(LabConfig {
-        state_dir: Some(state.path().to_owned()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let mut lab = lab_keeping_state_in(state.path()).await;
     let guest_addr = "10.203.0.60";
     let guest = lab.add_host(Some(guest_addr.parse().unwrap())).unwrap();
     let python = |netns: &str, script: &str| {

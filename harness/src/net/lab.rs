@@ -650,37 +650,23 @@ impl Lab {
     }
 
     /// Wait until dnsmasq sends one more router advertisement than `seen`.
-    /// It does not keep to `RA_INTERVAL_SECS`: gaps of 3 to 15 s were
+    /// It does not keep to `RA_INTERVAL_SECS`: gaps of 1 to 15 s were
     /// measured, so a fixed capture window may hold none.
     pub async fn wait_for_router_advertisement(
         &self,
         seen: usize,
         timeout: Duration,
     ) -> Result<(), LabError> {
-        wait::wait_until::<_, std::convert::Infallible, _, _>(
+        self.wait_in_log(
             "a router advertisement in dnsmasq's log",
-            wait::scaled(timeout),
-            Duration::from_millis(100),
-            || {
-                let now = self.router_advertisements();
-                async move {
-                    if now > seen {
-                        Check::Ready(())
-                    } else {
-                        Check::NotYet(format!("{now} RTR-ADVERT lines in all"))
-                    }
-                }
+            "no router advertisement (is the lab's IPv6 on?)",
+            timeout,
+            |log| match count_router_advertisements(log) {
+                now if now > seen => Ok(()),
+                now => Err(format!("{now} RTR-ADVERT lines in all")),
             },
         )
         .await
-        .map_err(|e| match e {
-            WaitError::Timeout(source) => LabError::Timeout {
-                lab: self.name.clone(),
-                what: "no router advertisement (is the lab's IPv6 on?)",
-                source,
-            },
-            WaitError::Fatal(never) => match never {},
-        })
     }
 
     /// Wait until dnsmasq acknowledges a lease (for `mac`, if given).
@@ -689,25 +675,47 @@ impl Lab {
         mac: Option<MacAddr>,
         timeout: Duration,
     ) -> Result<Lease, LabError> {
-        wait::wait_until::<_, std::convert::Infallible, _, _>(
+        self.wait_in_log(
             "a DHCP lease in dnsmasq's log",
+            "no DHCP lease",
+            timeout,
+            |log| {
+                parse_leases(log)
+                    .into_iter()
+                    .find(|l| mac.is_none_or(|m| m == l.mac))
+                    .ok_or_else(|| "no matching DHCPACK yet".into())
+            },
+        )
+        .await
+    }
+
+    /// Wait until `found` finds its line in dnsmasq's log; until then it
+    /// says what it saw instead, for the timeout's message.
+    async fn wait_in_log<T>(
+        &self,
+        what: &str,
+        missing: &'static str,
+        timeout: Duration,
+        found: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, LabError> {
+        wait::wait_until::<_, std::convert::Infallible, _, _>(
+            what,
             wait::scaled(timeout),
             Duration::from_millis(50),
             || {
-                let leases = self.leases();
-                async move {
-                    match leases.into_iter().find(|l| mac.is_none_or(|m| m == l.mac)) {
-                        Some(l) => Check::Ready(l),
-                        None => Check::NotYet("no matching DHCPACK yet".into()),
-                    }
-                }
+                let log = std::fs::read_to_string(self.dnsmasq_log()).unwrap_or_default();
+                let check = match found(&log) {
+                    Ok(value) => Check::Ready(value),
+                    Err(seen) => Check::NotYet(seen),
+                };
+                async move { check }
             },
         )
         .await
         .map_err(|e| match e {
             WaitError::Timeout(source) => LabError::Timeout {
                 lab: self.name.clone(),
-                what: "no DHCP lease",
+                what: missing,
                 source,
             },
             WaitError::Fatal(never) => match never {},
