@@ -195,7 +195,7 @@ pub fn reach<'a>(
         let config = world.settings.vm_config_for(recipe.config)?;
         let dir = store_dir(recipe.config)?;
         // Any VM of an earlier step goes first: one QEMU per store.
-        world.vm = None;
+        world.retire_vm().await;
         if recipe.reusable && is_saved(recipe.config, name) {
             let options = VmOptions {
                 persistent_state: Some(dir),

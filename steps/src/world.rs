@@ -213,21 +213,26 @@ impl TailorWorld {
         );
     }
 
-    /// Start a VM for `config`: on the lab (with a capture into the
-    /// scenario's folder) when its network is "lab".
-    pub async fn start_vm(
-        &mut self,
-        config: &harness::vm::VmConfig,
-        mut options: harness::vm::VmOptions,
-    ) -> anyhow::Result<()> {
+    /// Stop the running VM, if any, keeping its last screen for the report:
+    /// the report may not have taken the last step's screen yet.
+    pub async fn retire_vm(&mut self) {
         if let Some(mut old) = self.vm.take() {
-            // The report may not have taken the last step's screen yet.
             // Best effort: a wedged QEMU must not hold up the next boot.
             let departing = tokio::time::timeout(Duration::from_secs(5), old.screendump()).await;
             if let Ok(Ok(screen)) = departing {
                 crate::evidence::vm_leaving(old.paths(), screen);
             }
         }
+    }
+
+    /// Start a VM for `config` in place of any running one: on the lab
+    /// (with a capture into the scenario's folder) when its network is "lab".
+    pub async fn start_vm(
+        &mut self,
+        config: &harness::vm::VmConfig,
+        mut options: harness::vm::VmOptions,
+    ) -> anyhow::Result<()> {
+        self.retire_vm().await;
         let on_lab = config.network == harness::vm::Network::Lab;
         if on_lab {
             options.lab = Some(crate::lab_steps::lab_attachment().await?);
