@@ -4,6 +4,7 @@
 //!
 //! Step files, one per domain:
 //! - [`vm_steps`]: boot, keyboard, mouse, screen, serial, checkpoints.
+//! - [`boot`]: booting with kernel options typed at the boot menu.
 //! - [`guest_steps`]: commands in the guest through its agent.
 //! - [`lab_steps`]: the lab, its Tor network and web server, traffic checks.
 //! - [`firewall_steps`]: the derivative's firewall rules and counters, and
@@ -13,6 +14,7 @@
 //! screenshot after each step), steps file what they saw with [`evidence`],
 //! and [`html`] writes `artifacts/<run>/index.html` from both.
 
+pub mod boot;
 pub mod checkpoints;
 pub mod evidence;
 pub mod firewall_steps;
