@@ -486,7 +486,15 @@ impl RemoteShell {
             {
                 Ok(out) if out.stdout.trim_end() == HELLO => {
                     tracing::debug!(socket = %self.socket.display(), elapsed = ?start.elapsed(), "remote shell ready");
-                    return self.signal_ready().await;
+                    return match self.signal_ready().await {
+                        // Servers older than signal_ready (Tails 5) say
+                        // "unknown command type": they hold nothing back.
+                        Err(Error::Server { message, .. }) => {
+                            tracing::debug!("the remote shell knows no signal_ready: {message}");
+                            Ok(())
+                        }
+                        other => other,
+                    };
                 }
                 Ok(out) => last = format!("`echo` answered {out:?}"),
                 Err(e) => last = e.to_string(),
@@ -818,6 +826,26 @@ mod tests {
         assert_eq!(seen[0][3], json!({}));
         assert_eq!(seen[1][1], "signal_ready");
         assert_eq!(seen[1].as_array().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_server_without_signal_ready_is_ready_too() {
+        // Tails 5's server answers signal_ready like any unknown type.
+        let (_dir, path, listener) = socket();
+        let _server = serve(listener, |request, mut stream| async move {
+            let reply = match request[1].as_str().unwrap() {
+                "sh_call" => json!([request[0], "success", 0, "hello?\n", ""]),
+                _ => json!([request[0], "error", "ValueError: unknown command type"]),
+            };
+            stream
+                .write_all(format!("{reply}\n").as_bytes())
+                .await
+                .unwrap();
+        });
+        client(&path)
+            .wait_ready(Duration::from_secs(5))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
