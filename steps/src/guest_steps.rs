@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cucumber::{then, when};
+use cucumber::{given, then, when};
 use harness::guest::{shell_quote, Guest};
 
 use crate::TailorWorld;
@@ -37,6 +37,27 @@ async fn run_as_user(world: &mut TailorWorld, command: String, user: String) -> 
         )
         .await?;
     world.last_exec = Some(result);
+    Ok(())
+}
+
+/// The guest's agent answers (for Tails' remote shell this also sends
+/// `signal_ready`, which a guest booted with
+/// `autotest_wait_for_remote_shell` waits for).
+#[given(expr = "the guest's agent answers within {int} seconds")]
+#[then(expr = "the guest's agent answers within {int} seconds")]
+async fn agent_answers(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
+    world
+        .guest()?
+        .wait_ready(harness::wait::scaled(Duration::from_secs(secs)))
+        .await?;
+    Ok(())
+}
+
+/// A line in the guest's log stream (its journal port).
+#[then(expr = "the guest's log shows {string} within {int} seconds")]
+async fn guest_log_shows(world: &mut TailorWorld, text: String, secs: u64) -> anyhow::Result<()> {
+    let path = world.vm()?.paths().journal_log.clone();
+    harness::guest::journal::wait_for(&path, &text, Duration::from_secs(secs)).await?;
     Ok(())
 }
 

@@ -28,6 +28,7 @@
 //! "Then the command succeeds" ([`ExecResult::ensure_success`]),
 //! "Then its output contains {string}" ([`ExecResult::ensure_output_contains`]).
 
+pub mod journal;
 pub mod qga;
 pub mod remote_shell;
 
