@@ -8,6 +8,7 @@ Feature: DNS goes only through Tor
     Given the Tor network is running
     And a computer at checkpoint "tor-ready"
 
+  @attempts-blocked-traffic
   Scenario: No DNS query leaves the guest outside Tor
     When I capture the guest's traffic for 8 seconds
     Then no DNS left the guest outside Tor

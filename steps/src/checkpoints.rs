@@ -36,6 +36,9 @@ pub struct Recipe {
     /// through it timed out; such a checkpoint is reached again from its
     /// (restorable) parent each time.
     pub reusable: bool,
+    /// The guest is on the network in this state: a VM restored from it
+    /// must show its traffic.
+    pub online: bool,
 }
 
 /// Boot to the derivative's greeter with its guest agent answering and
@@ -64,6 +67,7 @@ pub fn recipes() -> Vec<Recipe> {
             config: "derivative",
             parent: None,
             reusable: true,
+            online: false,
             steps: to_greeter,
         },
         Recipe {
@@ -71,6 +75,7 @@ pub fn recipes() -> Vec<Recipe> {
             config: "derivative-lab",
             parent: None,
             reusable: true,
+            online: false,
             steps: to_greeter,
         },
         Recipe {
@@ -78,6 +83,7 @@ pub fn recipes() -> Vec<Recipe> {
             config: "derivative-lab",
             parent: Some("lab-greeter"),
             reusable: false,
+            online: true,
             steps: |world| {
                 async move {
                     crate::lab_steps::ensure_tor().await?;
@@ -96,6 +102,7 @@ pub fn recipes() -> Vec<Recipe> {
             config: "smoke",
             parent: None,
             reusable: true,
+            online: false,
             steps: |world| {
                 async move {
                     world
@@ -178,6 +185,25 @@ fn remove_orphans(dir: &Path) {
     }
 }
 
+/// Keep what the guest sent until checkpoint `name` was saved (from
+/// power-on, or from the parent's restore) with the checkpoint's artifacts,
+/// `<run>/checkpoints/<name>/capture.pcap`. The scenario that reached it
+/// judges the same frames: its capture goes on in the same file.
+fn keep_boot_capture(world: &TailorWorld, name: &str) {
+    let Some(capture) = world.captures.last() else {
+        return;
+    };
+    let dir = world.settings.artifacts.join("checkpoints").join(name);
+    let kept = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::copy(&capture.path, dir.join("capture.pcap")));
+    if let Err(e) = kept {
+        tracing::warn!(
+            "could not keep the capture of checkpoint `{name}` in {}: {e}",
+            dir.display()
+        );
+    }
+}
+
 /// Put `world` at checkpoint `name`: restore it if this run saved it,
 /// else reach it (parent first) and save it.
 pub fn reach<'a>(
@@ -203,6 +229,9 @@ pub fn reach<'a>(
                 ..Default::default()
             };
             world.start_vm(&config, options).await?;
+            if recipe.online {
+                world.network_used();
+            }
             if recipe.config.starts_with("derivative") {
                 // The restored guest's clock is as old as the checkpoint;
                 // Tor refuses a consensus from its "future".
@@ -228,6 +257,7 @@ pub fn reach<'a>(
         if recipe.reusable {
             world.vm()?.save_checkpoint(name).await?;
             mark_saved(recipe.config, name);
+            keep_boot_capture(world, name);
         }
         Ok(())
     }

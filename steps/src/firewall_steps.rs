@@ -97,10 +97,95 @@ async fn wait_carrier(world: &mut TailorWorld, up: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a person's unplug lasts when the step does not say: long
+/// enough for a system that polls its links, or waits for a new lease, to
+/// notice that it was disconnected.
+pub const PERSON_UNPLUG: Duration = Duration::from_secs(5);
+
 #[when("I unplug and replug the network cable")]
 async fn unplug_replug(world: &mut TailorWorld) -> anyhow::Result<()> {
+    reconnect(world, PERSON_UNPLUG).await
+}
+
+#[when(expr = "I unplug the network cable for {int} seconds and plug it back in")]
+async fn unplug_for(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
+    reconnect(world, Duration::from_secs(secs)).await
+}
+
+/// Unplug the cable (QMP `set_link`), keep it out for `out_for` as a
+/// person would, plug it back in, then wait until the guest has really
+/// reconnected: a new DHCP exchange in its capture, after the replug.
+async fn reconnect(world: &mut TailorWorld, out_for: Duration) -> anyhow::Result<()> {
     world.vm()?.set_link(false).await?;
     wait_carrier(world, false).await?;
+    // The cable stays out: this pause is the point, not a wait for a state.
+    tokio::time::sleep(out_for).await;
+    // filter-dump stamps frames with the host's clock.
+    let replugged = harness::net::analysis::Timestamp::from_nanos(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos() as i128,
+    );
     world.vm()?.set_link(true).await?;
-    wait_carrier(world, true).await
+    wait_carrier(world, true).await?;
+    world.network_used();
+    let capture = world
+        .current_capture()
+        .map(|c| c.path.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!("the computer is not on the lab network: cannot see it reconnect")
+        })?;
+    let policy = crate::lab_steps::policy().await?;
+    wait::wait_until::<_, std::convert::Infallible, _, _>(
+        "the guest to redo DHCP after the cable came back (a request from it and the lab's answer, in its capture)",
+        wait::scaled(Duration::from_secs(60)),
+        Duration::from_millis(500),
+        || {
+            let capture = capture.clone();
+            let policy = policy.clone();
+            async move {
+                match harness::net::analysis::analyse_path(&capture) {
+                    Ok(a) => match dhcp_exchange_since(&policy, &a, replugged) {
+                        true => Check::Ready(()),
+                        false => Check::NotYet("no DHCP exchange since the replug yet".into()),
+                    },
+                    Err(e) => Check::NotYet(format!("reading {}: {e}", capture.display())),
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether the guest sent a DHCP request at or after `since` and the lab
+/// answered it after that.
+fn dhcp_exchange_since(
+    policy: &harness::net::policy::Policy,
+    analysis: &harness::net::analysis::Analysis,
+    since: harness::net::analysis::Timestamp,
+) -> bool {
+    let lab = policy.lab_mac_set(analysis);
+    let from_guest =
+        |f: &&harness::net::analysis::Flow| f.src_mac.is_some_and(|m| !lab.contains(&m));
+    let dhcp = |f: &harness::net::analysis::Flow, src: u16, dst: u16| {
+        f.key.protocol == harness::net::analysis::Protocol::Udp
+            && f.key.src_port == Some(src)
+            && f.key.dst_port == Some(dst)
+    };
+    let Some(request) = analysis
+        .flows
+        .iter()
+        .filter(from_guest)
+        .filter(|f| dhcp(f, 68, 67) && f.last >= since)
+        .map(|f| f.last)
+        .min()
+    else {
+        return false;
+    };
+    analysis
+        .flows
+        .iter()
+        .filter(|f| !from_guest(f))
+        .any(|f| dhcp(f, 67, 68) && f.last >= request)
 }

@@ -18,6 +18,7 @@ pub mod evidence;
 pub mod firewall_steps;
 pub mod guest_steps;
 pub mod html;
+pub mod judging;
 pub mod lab_steps;
 pub mod report;
 pub mod runner;

@@ -220,7 +220,9 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
         written: false,
     };
     let start = Instant::now();
-    let writer = TailorWorld::cucumber()
+    let writer = TailorWorld::cucumber::<PathBuf>()
+        // Every scenario ends with the step that judges all its captures.
+        .with_parser(crate::judging::JudgingParser)
         .with_writer(
             writer::Basic::raw(std::io::stdout(), Coloring::Auto, 0)
                 .summarized()
@@ -237,9 +239,9 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
         // @fragile scenarios get one more attempt; both are reported.
         .retries(1)
         .retry_filter(fragile_tag())
-        .before(|_feature, _rule, scenario, world| {
+        .before(|feature, _rule, scenario, world| {
             async move {
-                world.begin_scenario(scenario);
+                world.begin_scenario(feature, scenario);
                 evidence::scenario_began(&world.scenario_dir);
             }
             .boxed_local()
