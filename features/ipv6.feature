@@ -7,8 +7,8 @@ Feature: No IPv6 leaves the guest
   LAN's advertisements announces itself on it.
 
   Background:
-    Given the Tor network is running
-    And a computer at checkpoint "tor-ready"
+    Given the lab's network is running
+    And a computer at checkpoint "online"
 
   Scenario: No IPv6 packet leaves the guest
     When the lab advertises IPv6 within 60 seconds

@@ -86,12 +86,9 @@ pub fn recipes() -> Vec<Recipe> {
             online: true,
             steps: |world| {
                 async move {
-                    crate::lab_steps::ensure_tor().await?;
-                    crate::lab_steps::start_with_lab_tor(world).await?;
-                    world
-                        .vm()?
-                        .wait_serial(markers::TOR_READY, Duration::from_secs(180))
-                        .await?;
+                    crate::lab_steps::ensure_network().await?;
+                    crate::lab_steps::start_on_lab(world).await?;
+                    crate::lab_steps::wait_online(world, Duration::from_secs(180)).await?;
                     Ok(())
                 }
                 .boxed_local()
@@ -204,6 +201,16 @@ fn keep_boot_capture(world: &TailorWorld, name: &str) {
     }
 }
 
+/// The checkpoint a kind-neutral name stands for: `online` is
+/// `tor-ready` for a derivative that uses Tor, `vpn-ready` for a VPN one.
+pub fn resolve_alias(name: &str, kind: harness::derivative::Kind) -> &str {
+    match (name, kind.uses_tor()) {
+        ("online", true) => "tor-ready",
+        ("online", false) => "vpn-ready",
+        _ => name,
+    }
+}
+
 /// Put `world` at checkpoint `name`: restore it if this run saved it,
 /// else reach it (parent first) and save it.
 pub fn reach<'a>(
@@ -212,6 +219,7 @@ pub fn reach<'a>(
 ) -> LocalBoxFuture<'a, anyhow::Result<()>> {
     async move {
         let all = recipes();
+        let name = resolve_alias(name, world.settings.kind);
         let recipe = all.iter().find(|r| r.name == name).ok_or_else(|| {
             anyhow::anyhow!(
                 "no checkpoint named `{name}`; known: {}",

@@ -8,7 +8,7 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use cucumber::{given, then, when};
-use harness::derivative::markers;
+use harness::derivative::{markers, Kind};
 use harness::net::analysis::{self, MacAddr};
 use harness::net::lab::{Lab, LabConfig, BRIDGE, BRIDGE_ADDR, INTERNET_ADDR, PREFIX_LEN};
 use harness::net::policy::{Policy, Verdict};
@@ -142,6 +142,10 @@ impl TailorWorld {
 
 /// The policy the run's captures are judged by.
 pub(crate) async fn policy() -> anyhow::Result<Policy> {
+    let kind = crate::world::settings().kind;
+    if kind != Kind::Tor {
+        anyhow::bail!("judging a derivative of kind {kind} is not built yet");
+    }
     let slot = INTERNET.lock().await;
     let allowed = slot
         .as_ref()
@@ -206,6 +210,52 @@ async fn judge_every_frame(world: &mut TailorWorld) -> anyhow::Result<()> {
 #[given("the Tor network is running")]
 async fn tor_network_running(_world: &mut TailorWorld) -> anyhow::Result<()> {
     ensure_tor().await
+}
+
+/// Start what the derivative's kind needs in the lab (once per run): the
+/// private Tor network and its "Internet" for Tor; bridges as well for
+/// bridges; a VPN server for a VPN.
+pub async fn ensure_network() -> anyhow::Result<()> {
+    match crate::world::settings().kind {
+        Kind::Tor => ensure_tor().await,
+        kind => anyhow::bail!("the lab for a derivative of kind {kind} is not built yet"),
+    }
+}
+
+#[given("the lab's network is running")]
+async fn lab_network_running(_world: &mut TailorWorld) -> anyhow::Result<()> {
+    ensure_network().await
+}
+
+/// Tell the guest how to reach the lab's network (the kind's settings,
+/// through its agent) and choose Start in the greeter.
+pub async fn start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
+    match world.settings.kind {
+        Kind::Tor => start_with_lab_tor(world).await,
+        kind => anyhow::bail!("starting a derivative of kind {kind} is not built yet"),
+    }
+}
+
+/// Wait until the derivative says it is online: Tor bootstrapped, or the
+/// VPN connected.
+pub async fn wait_online(world: &mut TailorWorld, timeout: Duration) -> anyhow::Result<()> {
+    match world.settings.kind {
+        Kind::Tor | Kind::Bridges => {
+            Ok(world.vm()?.wait_serial(markers::TOR_READY, timeout).await?)
+        }
+        kind => anyhow::bail!("waiting for a derivative of kind {kind} is not built yet"),
+    }
+}
+
+#[when("I choose Start on the lab")]
+async fn choose_start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
+    ensure_network().await?;
+    start_on_lab(world).await
+}
+
+#[then(expr = "the guest is online within {int} seconds")]
+async fn guest_online(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
+    wait_online(world, Duration::from_secs(secs)).await
 }
 
 /// Point the guest's tor at the lab network and choose Start in the

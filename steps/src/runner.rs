@@ -61,6 +61,11 @@ pub struct RunArgs {
     /// Enter before tearing down.
     #[arg(long)]
     pub pause_on_failure: bool,
+    /// The kind of derivative under test: tor, bridges or vpn. Default:
+    /// what the lab vm-config or the ISO itself says, else tor. Scenarios
+    /// tagged for other kinds (`@kind-vpn`, ...) are left out.
+    #[arg(long)]
+    pub kind: Option<harness::derivative::Kind>,
     /// Feature files, or FILE:LINE for the one scenario at that line.
     pub targets: Vec<String>,
     /// Leave the lab and its Tor network running after the run, for the
@@ -87,6 +92,7 @@ impl RunArgs {
             junit: None,
             shard: None,
             pause_on_failure: false,
+            kind: None,
             targets: vec![],
             keep_lab: false,
         }
@@ -167,14 +173,19 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
     let keep_lab = args.keep_lab;
     let run_id = run_id();
     let run_artifacts = args.artifacts.join(&run_id);
-    set_settings(Settings {
+    let mut settings = Settings {
         screenshots: args.screenshots.clone(),
         vm_configs: args.vm_configs.clone(),
         vm_config: args.vm_config.clone(),
         iso: args.iso.clone(),
         artifacts: run_artifacts.clone(),
         pause_on_failure: args.pause_on_failure,
-    });
+        kind: harness::derivative::Kind::default(),
+    };
+    let (kind, why) = settings.resolve_kind(args.kind)?;
+    settings.kind = kind;
+    println!("derivative kind: {kind} (from {why})");
+    set_settings(settings);
     let targets = args
         .targets
         .iter()
@@ -268,7 +279,17 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
                 let group = shard::group_of(feature, rule, scenario);
                 plan.get(&group).copied().unwrap_or(0) == shard.index - 1
             });
-            in_shard && (targets.is_empty() || targets.iter().any(|t| t.selects(feature, scenario)))
+            let for_kind = harness::derivative::kind::applies(
+                &[
+                    &feature.tags,
+                    rule.map(|r| r.tags.as_slice()).unwrap_or_default(),
+                    &scenario.tags,
+                ],
+                kind,
+            );
+            for_kind
+                && in_shard
+                && (targets.is_empty() || targets.iter().any(|t| t.selects(feature, scenario)))
         })
         .await;
     crate::checkpoints::clear();

@@ -25,6 +25,9 @@ pub struct Settings {
     pub artifacts: PathBuf,
     /// Keep a failed scenario's VM for a person to look at.
     pub pause_on_failure: bool,
+    /// The kind of derivative under test (see `harness::derivative::kind`):
+    /// what the lab starts, what the guest is told, how captures are judged.
+    pub kind: harness::derivative::Kind,
 }
 
 impl Settings {
@@ -37,7 +40,46 @@ impl Settings {
             iso: None,
             artifacts: root.join("artifacts"),
             pause_on_failure: false,
+            kind: harness::derivative::Kind::default(),
         }
+    }
+
+    /// The kind of derivative a run tests, and where that came from: the
+    /// option, else the lab vm-config's `kind`, else what its ISO (or
+    /// `--iso`) says of itself, else Tor.
+    pub fn resolve_kind(
+        &self,
+        option: Option<harness::derivative::Kind>,
+    ) -> anyhow::Result<(harness::derivative::Kind, String)> {
+        use harness::derivative::kind;
+        if let Some(k) = option {
+            return Ok((k, "--kind".into()));
+        }
+        let config = self.vm_config_for(LAB_VM_CONFIG).ok();
+        if let Some(k) = config.as_ref().and_then(|c| c.kind) {
+            return Ok((k, format!("the vm-config {}", LAB_VM_CONFIG)));
+        }
+        let iso = match config.and_then(|c| c.boot) {
+            Some(BootMedium::Iso(path)) => Some(path),
+            _ => self.iso.clone(),
+        };
+        if let Some(iso) = iso.filter(|p| p.is_file()) {
+            if let Some(info) = kind::read_iso_info(&iso)? {
+                return Ok((
+                    info.kind,
+                    format!("{} in {}", kind::ISO_INFO_PATH, iso.display()),
+                ));
+            }
+            return Ok((
+                harness::derivative::Kind::default(),
+                format!(
+                    "the default: {} has no {} (say --kind if it is not a direct-Tor derivative)",
+                    iso.display(),
+                    kind::ISO_INFO_PATH
+                ),
+            ));
+        }
+        Ok((harness::derivative::Kind::default(), "the default".into()))
     }
 
     /// The folder that holds reference `name`: the first of
@@ -68,6 +110,9 @@ impl Settings {
         Ok(config)
     }
 }
+
+/// The vm-config that boots the derivative on the lab.
+pub const LAB_VM_CONFIG: &str = "derivative-lab";
 
 static SETTINGS: RwLock<Option<Settings>> = RwLock::new(None);
 
