@@ -247,6 +247,25 @@ pub async fn wait_online(world: &mut TailorWorld, timeout: Duration) -> anyhow::
     }
 }
 
+/// Bring a guest restored from an online checkpoint back online: its
+/// connections are stale (the lab closed its side) and its circuits old.
+/// For Tor, restart the guest's tor and wait for it to bootstrap again.
+pub async fn refresh_online(world: &mut TailorWorld) -> anyhow::Result<()> {
+    match world.settings.kind {
+        Kind::Tor | Kind::Bridges => {
+            let guest = world.guest()?;
+            let took = harness::derivative::online::restart_tor(
+                &guest,
+                harness::wait::scaled(Duration::from_secs(60)),
+            )
+            .await?;
+            tracing::info!("the restored guest's tor bootstrapped again in {took:.2?}");
+            Ok(())
+        }
+        kind => anyhow::bail!("bringing a restored derivative of kind {kind} back online is not built yet"),
+    }
+}
+
 #[when("I choose Start on the lab")]
 async fn choose_start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
     ensure_network().await?;
