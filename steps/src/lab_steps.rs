@@ -370,6 +370,18 @@ async fn fetch_through_tor_as(
     Ok(())
 }
 
+/// Fetch the lab's web page the way the derivative's users reach the
+/// Internet: through Tor's SocksPort for Tor kinds, straight (into the
+/// tunnel) for a VPN.
+#[when("I fetch the lab's web page in the guest")]
+async fn fetch_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
+    let url = format!("http://{INTERNET_ADDR}/");
+    match world.settings.kind {
+        Kind::Tor | Kind::Bridges => fetch_through_tor_as(world, url, "root".into()).await,
+        kind => anyhow::bail!("fetching through a derivative of kind {kind} is not built yet"),
+    }
+}
+
 #[then("the fetched page is the lab's web page")]
 async fn fetched_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
     let expected = {
