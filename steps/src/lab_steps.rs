@@ -262,7 +262,9 @@ pub async fn refresh_online(world: &mut TailorWorld) -> anyhow::Result<()> {
             tracing::info!("the restored guest's tor bootstrapped again in {took:.2?}");
             Ok(())
         }
-        kind => anyhow::bail!("bringing a restored derivative of kind {kind} back online is not built yet"),
+        kind => anyhow::bail!(
+            "bringing a restored derivative of kind {kind} back online is not built yet"
+        ),
     }
 }
 
