@@ -170,6 +170,7 @@ fn scenario(name: &str, dir: &Path, steps: Vec<StepRecord>) -> ScenarioRecord {
         hook_error: None,
         evidence: vec![],
         interrupted: false,
+        rerun: None,
     }
 }
 

@@ -207,10 +207,7 @@ impl TailorWorld {
                 pause(&paths);
             }
         }
-        eprintln!(
-            "==================== artifacts of the failed scenario ====================\n{}\n==========================================================================",
-            dir.display()
-        );
+        eprintln!("{}", crate::runner::failure_banner(&dir));
     }
 
     /// Stop the running VM, if any, keeping its last screen for the report:
