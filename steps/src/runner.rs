@@ -19,8 +19,8 @@ use cucumber::writer::{self, Coloring};
 use cucumber::{StatsWriter as _, World as _, WriterExt as _};
 use futures::FutureExt as _;
 
-use crate::evidence;
-use crate::html::{self, RunInfo};
+use crate::report::evidence;
+use crate::report::html::{self, RunInfo};
 use crate::report::{Recorder, RecordsHandle};
 use crate::rerun;
 use crate::selection::{self, InputError, Selection};
@@ -418,17 +418,15 @@ fn fragile_tag() -> gherkin::tagexpr::TagOperation {
 
 /// A run's folder name: UTC time, sortable, plus the PID for uniqueness.
 fn run_id() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86400, secs % 86400);
-    let (y, m, d) = harness::net::analysis::civil_from_days(days as i64);
+    let t = time::OffsetDateTime::now_utc();
     format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
+        "{:04}{:02}{:02}-{:02}{:02}{:02}-{}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
         std::process::id()
     )
 }

@@ -217,7 +217,7 @@ impl TailorWorld {
             // Best effort: a wedged QEMU must not hold up the next boot.
             let departing = tokio::time::timeout(Duration::from_secs(5), old.screendump()).await;
             if let Ok(Ok(screen)) = departing {
-                crate::evidence::vm_leaving(old.paths(), screen);
+                crate::report::vm_leaving(old.paths(), screen);
             }
         }
     }
@@ -235,7 +235,7 @@ impl TailorWorld {
             options.lab = Some(crate::lab_steps::lab_attachment().await?);
         }
         let vm = harness::vm::Vm::start(config, options).await?;
-        crate::evidence::vm_started(vm.paths());
+        crate::report::vm_started(vm.paths());
         self.vm = Some(vm);
         if on_lab {
             self.start_capture().await?;

@@ -19,8 +19,8 @@ use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::evidence::{Evidence, Rect, ScreenWait, TrafficVerdict};
-use crate::report::{Records, ScenarioRecord, Status, StepRecord, StepScreen};
+use super::evidence::{Evidence, Rect, ScreenWait, TrafficVerdict};
+use super::records::{Records, ScenarioRecord, Status, StepRecord, StepScreen};
 
 /// The report's file name in the run folder.
 pub const INDEX: &str = "index.html";
@@ -104,17 +104,15 @@ pub fn duration(d: Duration) -> String {
 }
 
 fn utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (y, m, d) = harness::net::analysis::civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
+    let t = time::OffsetDateTime::from(t);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 

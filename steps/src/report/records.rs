@@ -1,7 +1,7 @@
 //! A cucumber writer that records what happened (scenarios, steps, their
 //! timing, failures, retries, a screenshot after each step, and the
-//! [`evidence`](crate::evidence) steps filed) for the end-of-run summary and
-//! the HTML report ([`crate::html`]).
+//! [`evidence`](super::evidence) steps filed) for the end-of-run summary and
+//! the HTML report ([`html`](super::html)).
 //!
 //! It sits beside cucumber's console and JUnit writers through `tee`, but
 //! outside their normalization: it must see a step's end while the step's
@@ -30,7 +30,7 @@ use cucumber::event::{self, Cucumber, Feature, Hook, Rule, Scenario, Step};
 use cucumber::{gherkin, parser, Event};
 use image::RgbImage;
 
-use crate::evidence::{self, Evidence};
+use super::evidence::{self, Evidence};
 
 /// Width of a step's thumbnail, in pixels.
 pub const THUMB_WIDTH: u32 = 320;
