@@ -12,12 +12,15 @@
 //! Every path in the page is relative to the run folder, so the folder can
 //! be copied or zipped whole: files from elsewhere (reference images) are
 //! copied into `report-files/`, with the candidates cut out of failed
-//! screens. All text is escaped.
+//! screens. The page is rendered with `maud`, which escapes every value
+//! spliced into it by construction.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::evidence::{Evidence, Rect, ScreenWait, TrafficVerdict};
 use super::records::{Records, ScenarioRecord, Status, StepRecord, StepScreen};
@@ -41,54 +44,33 @@ pub struct RunInfo {
 pub fn write(run_dir: &Path, info: &RunInfo, records: &Records) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(run_dir)?;
     let run_dir = std::path::absolute(run_dir)?;
-    let mut page = Page {
-        assets: Assets {
-            run_dir: run_dir.clone(),
-            copied: BTreeMap::new(),
-            next: 0,
-        },
-        out: String::new(),
+    let mut assets = Assets {
+        run_dir: run_dir.clone(),
+        copied: BTreeMap::new(),
+        next: 0,
     };
-    page.render(info, records);
+    let markup = page(info, records, &mut assets);
     let path = run_dir.join(INDEX);
-    std::fs::write(&path, page.out)?;
+    std::fs::write(&path, markup.into_string())?;
     Ok(path)
 }
 
-/// Text for HTML (element content and quoted attribute values).
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// What a URL path component keeps as it is: RFC 3986's unreserved set.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A relative path as a URL path: each byte outside the unreserved set
 /// percent-encoded, `/` between components.
 fn url(rel: &Path) -> String {
-    let mut out = String::new();
-    for (i, part) in rel.components().enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        let text = part.as_os_str().to_string_lossy();
-        for b in text.bytes() {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                out.push(b as char);
-            } else {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
-    }
-    out
+    rel.components()
+        .map(|part| {
+            utf8_percent_encode(&part.as_os_str().to_string_lossy(), UNRESERVED).to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// "850 ms", "12.3 s", "4 min 05 s".
@@ -177,11 +159,6 @@ impl Assets {
     }
 }
 
-struct Page {
-    assets: Assets,
-    out: String,
-}
-
 const STYLE: &str = "
 body{font-family:sans-serif;margin:1.5em;color:#222;background:#fff}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}h3{font-size:1.05em}
@@ -214,423 +191,407 @@ table.flows{font-size:.85em}
 table.flows tr.offence>td{background:#fdecea;font-weight:bold}
 .verdict{margin:.5em 0 1em 0}
 .muted{color:#666;font-size:.9em}
+code.rerun{background:#f6f6f6;padding:.1em .3em;overflow-wrap:anywhere}
 ";
 
-impl Page {
-    fn push(&mut self, s: &str) {
-        self.out.push_str(s);
-    }
-
-    fn render(&mut self, info: &RunInfo, records: &Records) {
-        let failed = records.final_outcomes().filter(|s| s.failed()).count();
-        let passed = records.final_outcomes().count() - failed;
-        let retried = records.scenarios.iter().filter(|s| s.attempt > 1).count();
-        let _ = write!(
-            self.out,
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <title>Tailor run {id}: {passed} passed, {failed} failed</title>\
-             <style>{STYLE}</style></head><body>\n\
-             <h1>Tailor run {id}</h1>\n<p><span class=\"badge {overall}\">{verdict}</span> \
-             {passed} passed, {failed} failed, {retried} retried; wall time {wall}; started {start}</p>\n",
-            id = esc(&info.run_id),
-            overall = if failed == 0 && !info.interrupted { "passed" } else { "failed" },
-            verdict = if info.interrupted {
-                "INTERRUPTED"
-            } else if failed == 0 {
-                "PASS"
-            } else {
-                "FAIL"
-            },
-            wall = duration(info.wall),
-            start = utc(info.started),
-        );
-        if info.interrupted {
-            self.push("<p><strong>The run was interrupted</strong>: scenarios that were still running are marked as such.</p>\n");
-        }
-        self.index(records);
-        self.slowest(records);
-        for (i, scenario) in records.scenarios.iter().enumerate() {
-            self.scenario(i, scenario);
-        }
-        self.push(
-            "<p class=\"muted\">Each step's screen is taken through QEMU's observer monitor as the \
-             report writer sees the step end (the next step may have begun; the last step of a \
-             scenario is waited for, and a VM's last screen is kept when a step replaces the VM). Passing scenarios keep thumbnails only; failed ones keep \
-             full-size screens.</p>\n</body></html>\n",
-        );
-    }
-
-    fn index(&mut self, records: &Records) {
-        if records.scenarios.is_empty() {
-            self.push("<p>No scenario ran.</p>\n");
-            return;
-        }
-        self.push("<h2>Scenarios</h2>\n<table class=\"index\"><tr><th>result</th><th>scenario</th><th>feature</th><th>where</th><th>attempt</th><th>time</th></tr>\n");
-        for (i, s) in records.scenarios.iter().enumerate() {
-            let target = match s.steps.iter().position(|st| st.status != Status::Passed) {
-                Some(j) => format!("s{i}-{}", j + 1),
-                None => format!("s{i}"),
-            };
-            let _ = writeln!(
-                self.out,
-                "<tr class=\"{class}\"><td><span class=\"badge {class}\">{label}</span></td>\
-                 <td><a href=\"#{target}\">{name}</a></td><td>{feature}</td><td>{file}:{line}</td>\
-                 <td class=\"num\">{attempt}</td><td class=\"num\">{time}</td></tr>",
-                class = scenario_class(s),
-                label = scenario_label(s),
-                name = esc(&s.name),
-                feature = esc(&s.feature),
-                file = esc(&short_path(&s.file)),
-                line = s.line,
-                attempt = s.attempt,
-                time = duration(s.duration),
-            );
-        }
-        self.push("</table>\n");
-    }
-
-    fn slowest(&mut self, records: &Records) {
-        let positions: BTreeMap<*const StepRecord, String> = records
-            .scenarios
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| {
-                s.steps
-                    .iter()
-                    .enumerate()
-                    .map(move |(j, st)| (st as *const StepRecord, format!("s{i}-{}", j + 1)))
-            })
-            .collect();
-        let steps = records.slowest_steps();
-        if steps.is_empty() {
-            return;
-        }
-        self.push(
-            "<h2>Slowest steps</h2>\n<table><tr><th>time</th><th>step</th><th>scenario</th></tr>\n",
-        );
-        for (sc, st) in steps.into_iter().take(5) {
-            let anchor = positions
-                .get(&(st as *const StepRecord))
-                .cloned()
-                .unwrap_or_default();
-            let _ = writeln!(
-                self.out,
-                "<tr><td class=\"num\">{}</td><td><a href=\"#{anchor}\">{}</a></td><td>{}</td></tr>",
-                duration(st.duration),
-                esc(&st.text),
-                esc(&sc.name),
-            );
-        }
-        self.push("</table>\n");
-    }
-
-    fn scenario(&mut self, i: usize, s: &ScenarioRecord) {
-        let _ = write!(
-            self.out,
-            "<section class=\"scenario {class}\" id=\"s{i}\">\n<h2><span class=\"badge {class}\">{label}</span> {name}</h2>\n\
-             <p>Feature: {feature}; {file}:{line}; attempt {attempt}; {time}</p>\n",
-            class = scenario_class(s),
-            label = scenario_label(s),
-            name = esc(&s.name),
-            feature = esc(&s.feature),
-            file = esc(&short_path(&s.file)),
-            line = s.line,
-            attempt = s.attempt,
-            time = duration(s.duration),
-        );
-        if let Some(dir) = &s.dir {
-            self.artifacts(dir);
-        }
-        if let Some(e) = &s.hook_error {
-            let _ = writeln!(self.out, "<pre class=\"error\">{}</pre>", esc(e));
-        }
-        if s.interrupted {
-            self.push("<p><strong>Interrupted</strong> while this scenario ran.</p>\n");
-        }
-        if !s.steps.is_empty() {
-            self.push("<table class=\"steps\"><tr><th class=\"n\">#</th><th>step</th><th class=\"t\">started</th><th class=\"t\">took</th><th class=\"screen\">screen after the step</th></tr>\n");
-            for (j, step) in s.steps.iter().enumerate() {
-                self.step(i, j + 1, step);
+/// The whole page.
+fn page(info: &RunInfo, records: &Records, assets: &mut Assets) -> Markup {
+    let failed = records.final_outcomes().filter(|s| s.failed()).count();
+    let passed = records.final_outcomes().count() - failed;
+    let retried = records.scenarios.iter().filter(|s| s.attempt > 1).count();
+    let overall = if failed == 0 && !info.interrupted {
+        "passed"
+    } else {
+        "failed"
+    };
+    let verdict = if info.interrupted {
+        "INTERRUPTED"
+    } else if failed == 0 {
+        "PASS"
+    } else {
+        "FAIL"
+    };
+    let scenarios: Vec<Markup> = records
+        .scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, s)| scenario(i, s, assets))
+        .collect();
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "Tailor run " (info.run_id) ": " (passed) " passed, " (failed) " failed" }
+                style { (PreEscaped(STYLE)) }
             }
-            self.push("</table>\n");
-        }
-        if !s.evidence.is_empty() {
-            self.push("<h3>After the last step</h3>\n");
-            for e in &s.evidence {
-                self.evidence(e, None, "after");
-            }
-        }
-        self.push("</section>\n");
-    }
-
-    /// Links to the files in the scenario's folder.
-    fn artifacts(&mut self, dir: &Path) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut files: Vec<(String, PathBuf, u64)> = entries
-            .flatten()
-            .filter_map(|e| {
-                let meta = e.metadata().ok()?;
-                meta.is_file().then(|| {
-                    (
-                        e.file_name().to_string_lossy().into_owned(),
-                        e.path(),
-                        meta.len(),
-                    )
-                })
-            })
-            .collect();
-        if files.is_empty() {
-            return;
-        }
-        files.sort();
-        self.push("<p>Artifacts: ");
-        for (k, (name, path, size)) in files.iter().enumerate() {
-            if k > 0 {
-                self.push(", ");
-            }
-            match self.assets.link(path) {
-                Some(u) => {
-                    let _ = write!(
-                        self.out,
-                        "<a href=\"{u}\">{}</a> <span class=\"muted\">({})</span>",
-                        esc(name),
-                        size_text(*size)
-                    );
+            body {
+                h1 { "Tailor run " (info.run_id) }
+                p {
+                    span class={ "badge " (overall) } { (verdict) } " "
+                    (passed) " passed, " (failed) " failed, " (retried) " retried; wall time "
+                    (duration(info.wall)) "; started " (utc(info.started))
                 }
-                None => self.push(&esc(name)),
-            }
-        }
-        if let Some(rel) = self.assets.relative(dir) {
-            let _ = write!(
-                self.out,
-                " <span class=\"muted\">in {}/</span>",
-                esc(&rel.display().to_string())
-            );
-        }
-        self.push("</p>\n");
-    }
-
-    fn step(&mut self, i: usize, n: usize, step: &StepRecord) {
-        let class = match step.status {
-            Status::Passed => "passed",
-            Status::Failed => "failed",
-            Status::Skipped => "skipped",
-        };
-        let _ = write!(
-            self.out,
-            "<tr class=\"{class}\" id=\"s{i}-{n}\"><td class=\"num\">{n}</td><td><span class=\"badge {class}\">{label}</span> {text}{bg}",
-            label = class.to_uppercase(),
-            text = esc(&step.text),
-            bg = if step.background {
-                " <span class=\"muted\">(background)</span>"
-            } else {
-                ""
-            },
-        );
-        if let Some(e) = &step.error {
-            let _ = write!(self.out, "<pre class=\"error\">{}</pre>", esc(e));
-        }
-        let full = match &step.screen {
-            Some(StepScreen::Shot(shot)) => shot.full.clone(),
-            _ => None,
-        };
-        for (k, e) in step.evidence.iter().enumerate() {
-            if let Evidence::ScreenWait(w) = e {
-                self.screen_wait(w, full.as_deref(), &format!("s{i}-{n}-{k}"));
-            }
-        }
-        let _ = write!(
-            self.out,
-            "</td><td class=\"num\">+{}</td><td class=\"num\">{}</td><td class=\"screen\">",
-            duration(step.offset),
-            duration(step.duration)
-        );
-        self.screen(n, step);
-        self.push("</td></tr>\n");
-        // Verdict tables are wide: a row of their own, under the step.
-        for e in &step.evidence {
-            if let Evidence::Traffic(v) = e {
-                let _ = write!(
-                    self.out,
-                    "<tr class=\"{class}\"><td></td><td colspan=\"4\">"
-                );
-                self.traffic(v);
-                self.push("</td></tr>\n");
-            }
-        }
-    }
-
-    fn screen(&mut self, n: usize, step: &StepRecord) {
-        let shot = match &step.screen {
-            None if step.status == Status::Skipped => {
-                self.push("<span class=\"nothumb\">not run</span>");
-                return;
-            }
-            None => {
-                self.push("<span class=\"nothumb\">no computer running</span>");
-                return;
-            }
-            Some(StepScreen::Missing(why)) => {
-                let _ = write!(
-                    self.out,
-                    "<span class=\"nothumb\">no screenshot: {}</span>",
-                    esc(why)
-                );
-                return;
-            }
-            Some(StepScreen::Shot(shot)) => shot,
-        };
-        let Some(thumb) = self.assets.link(&shot.thumb) else {
-            self.push("<span class=\"nothumb\">screenshot file missing</span>");
-            return;
-        };
-        let target = shot
-            .full
-            .as_deref()
-            .and_then(|f| self.assets.link(f))
-            .unwrap_or_else(|| thumb.clone());
-        let _ = write!(
-            self.out,
-            "<a class=\"shot\" href=\"{target}\"><img src=\"{thumb}\" alt=\"screen after step {n}\">"
-        );
-        for e in &step.evidence {
-            if let Evidence::ScreenWait(w) = e {
-                if let Some(r) = w.rect {
-                    let pct = |v: u32, of: u32| 100.0 * v as f64 / of.max(1) as f64;
-                    let _ = write!(
-                        self.out,
-                        "<span class=\"box{miss}\" title=\"{title}\" style=\"left:{l:.3}%;top:{t:.3}%;width:{w:.3}%;height:{h:.3}%\"></span>",
-                        miss = if w.matched { "" } else { " miss" },
-                        title = esc(&wait_caption(w)),
-                        l = pct(r.x, shot.width),
-                        t = pct(r.y, shot.height),
-                        w = pct(r.w, shot.width),
-                        h = pct(r.h, shot.height),
-                    );
+                @if info.interrupted {
+                    p { strong { "The run was interrupted" } ": scenarios that were still running are marked as such." }
+                }
+                (index(records))
+                (slowest(records))
+                @for s in &scenarios { (s) }
+                p.muted {
+                    "Each step's screen is taken through QEMU's observer monitor as the report writer \
+                     sees the step end (the next step may have begun; the last step of a scenario is \
+                     waited for, and a VM's last screen is kept when a step replaces the VM). Passing \
+                     scenarios keep thumbnails only; failed ones keep full-size screens."
                 }
             }
         }
-        self.push("</a>");
-        if shot.full.is_some() {
-            self.push("<br><span class=\"muted\">click for the full screen</span>");
-        }
     }
+}
 
-    fn evidence(&mut self, e: &Evidence, step_full: Option<&Path>, id: &str) {
-        match e {
-            Evidence::ScreenWait(w) => self.screen_wait(w, step_full, id),
-            Evidence::Traffic(v) => self.traffic(v),
-        }
+/// The table of scenarios, each linking to its first failed step.
+fn index(records: &Records) -> Markup {
+    if records.scenarios.is_empty() {
+        return html! { p { "No scenario ran." } };
     }
-
-    fn screen_wait(&mut self, w: &ScreenWait, step_full: Option<&Path>, id: &str) {
-        let _ = write!(
-            self.out,
-            "<div class=\"wait\"><p class=\"muted\">{}</p>",
-            esc(&wait_caption(w))
-        );
-        if !w.matched {
-            if let Some(reference) = self.assets.link(&w.reference_png) {
-                let _ = write!(
-                    self.out,
-                    "<figure><img src=\"{reference}\" alt=\"reference {name}\"><figcaption>reference {name} (needs {t:.3})</figcaption></figure>",
-                    name = esc(&w.reference),
-                    t = w.threshold
-                );
-            }
-            // The candidate from the frame the matcher saw (the failure
-            // picture starts with it), else from the step's screen.
-            let source = w
-                .failure_png
-                .as_deref()
-                .filter(|p| p.is_file())
-                .or(step_full);
-            if let (Some(source), Some(rect)) = (source, w.rect) {
-                if let Some(cut) = self.assets.cut(source, rect, &format!("candidate-{id}")) {
-                    let _ = write!(
-                        self.out,
-                        "<figure><img src=\"{cut}\" alt=\"best candidate for {name}\"><figcaption>best candidate at {rect}{score}</figcaption></figure>",
-                        name = esc(&w.reference),
-                        rect = esc(&rect.to_string()),
-                        score = w
-                            .score
-                            .map(|s| format!(", score {s:.3}"))
-                            .unwrap_or_default(),
-                    );
-                }
-            }
-            if let Some(fail) = w.failure_png.as_deref().and_then(|p| self.assets.link(p)) {
-                let _ = write!(
-                    self.out,
-                    "<p><a href=\"{fail}\">the last screen with the best candidate boxed</a></p>"
-                );
-            }
-        }
-        self.push("</div>");
-    }
-
-    fn traffic(&mut self, v: &TrafficVerdict) {
-        let offences = v.flows.iter().filter(|f| f.offence).count() + v.other_offences.len();
-        let _ = write!(
-            self.out,
-            "<div class=\"verdict\"><h3><span class=\"badge {class}\">{label}</span> traffic check: {check}</h3>\
-             <p class=\"muted\">{packets} packets in {flows} flows; {offences} offence(s); capture {capture}</p>",
-            class = if v.passed { "passed" } else { "failed" },
-            label = if v.passed { "PASS" } else { "FAIL" },
-            check = esc(&v.check),
-            packets = v.packets,
-            flows = v.flows.len() + v.flows_omitted,
-            capture = esc(&v.capture),
-        );
-        if !v.other_offences.is_empty() {
-            self.push("<ul>");
-            for o in &v.other_offences {
-                let _ = write!(self.out, "<li>{}</li>", esc(o));
-            }
-            self.push("</ul>");
-        }
-        if !v.flows.is_empty() {
-            self.push("<div class=\"scroll\"><table class=\"flows\"><tr><th>protocol</th><th>source</th><th>destination</th><th>port</th><th>first packet</th><th>packets</th><th>bytes</th><th>class</th><th>verdict</th><th>DNS names</th></tr>");
-            for f in &v.flows {
-                let src = match f.src_port {
-                    Some(p) => format!("{}:{p}", f.src),
-                    None => f.src.clone(),
+    html! {
+        h2 { "Scenarios" }
+        table.index {
+            tr { th { "result" } th { "scenario" } th { "feature" } th { "where" } th { "attempt" } th { "time" } }
+            @for (i, s) in records.scenarios.iter().enumerate() {
+                @let target = match s.steps.iter().position(|st| st.status != Status::Passed) {
+                    Some(j) => format!("#s{i}-{}", j + 1),
+                    None => format!("#s{i}"),
                 };
-                let _ = write!(
-                    self.out,
-                    "<tr class=\"{row}\"><td>{proto}</td><td>{src}</td><td>{dst}</td><td class=\"num\">{port}</td>\
-                     <td>{first} <span class=\"muted\">(+{offset:.3} s)</span></td><td class=\"num\">{packets}</td><td class=\"num\">{bytes}</td>\
-                     <td>{class}</td><td>{verdict}</td><td>{dns}</td></tr>",
-                    row = if f.offence { "offence" } else { "ok" },
-                    proto = esc(&f.protocol),
-                    src = esc(&src),
-                    dst = esc(&f.dst),
-                    port = f.dst_port.map(|p| p.to_string()).unwrap_or_default(),
-                    first = esc(&f.first),
-                    offset = f.offset,
-                    packets = f.packets,
-                    bytes = f.bytes,
-                    class = esc(&f.class),
-                    verdict = if f.offence { "LEAK" } else { "ok" },
-                    dns = esc(&f.dns_names.join(", ")),
-                );
+                tr class=(scenario_class(s)) {
+                    td { span class={ "badge " (scenario_class(s)) } { (scenario_label(s)) } }
+                    td { a href=(target) { (s.name) } }
+                    td { (s.feature) }
+                    td { (short_path(&s.file)) ":" (s.line) }
+                    td.num { (s.attempt) }
+                    td.num { (duration(s.duration)) }
+                }
             }
-            self.push("</table></div>");
         }
-        if v.flows_omitted > 0 {
-            let _ = write!(
-                self.out,
-                "<p class=\"muted\">{} more flows not shown (none of them an offence); the capture has them all.</p>",
-                v.flows_omitted
-            );
+    }
+}
+
+/// The five slowest steps of the run.
+fn slowest(records: &Records) -> Markup {
+    let positions: BTreeMap<*const StepRecord, String> = records
+        .scenarios
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            s.steps
+                .iter()
+                .enumerate()
+                .map(move |(j, st)| (st as *const StepRecord, format!("#s{i}-{}", j + 1)))
+        })
+        .collect();
+    let steps = records.slowest_steps();
+    if steps.is_empty() {
+        return html! {};
+    }
+    html! {
+        h2 { "Slowest steps" }
+        table {
+            tr { th { "time" } th { "step" } th { "scenario" } }
+            @for (sc, st) in steps.into_iter().take(5) {
+                tr {
+                    td.num { (duration(st.duration)) }
+                    td { a href=(positions.get(&(st as *const StepRecord)).cloned().unwrap_or_default()) { (st.text) } }
+                    td { (sc.name) }
+                }
+            }
         }
-        let _ = write!(
-            self.out,
-            "<details><summary>verdict as text</summary><pre>{}</pre></details></div>",
-            esc(&v.text)
-        );
+    }
+}
+
+fn scenario(i: usize, s: &ScenarioRecord, assets: &mut Assets) -> Markup {
+    let class = scenario_class(s);
+    let artifacts = s.dir.as_deref().map(|dir| artifacts(dir, assets));
+    let steps: Vec<Markup> = s
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(j, step)| step_rows(i, j + 1, step, assets))
+        .collect();
+    let after: Vec<Markup> = s
+        .evidence
+        .iter()
+        .map(|e| match e {
+            Evidence::ScreenWait(w) => screen_wait(w, None, "after", assets),
+            Evidence::Traffic(v) => traffic(v),
+        })
+        .collect();
+    html! {
+        section class={ "scenario " (class) } id={ "s" (i) } {
+            h2 { span class={ "badge " (class) } { (scenario_label(s)) } " " (s.name) }
+            p {
+                "Feature: " (s.feature) "; " (short_path(&s.file)) ":" (s.line)
+                "; attempt " (s.attempt) "; " (duration(s.duration))
+            }
+            @if let Some(command) = &s.rerun {
+                p { "Run it again: " code.rerun { (command) } }
+            }
+            @if let Some(a) = artifacts { (a) }
+            @if let Some(e) = &s.hook_error { pre.error { (e) } }
+            @if s.interrupted {
+                p { strong { "Interrupted" } " while this scenario ran." }
+            }
+            @if !steps.is_empty() {
+                table.steps {
+                    tr {
+                        th.n { "#" } th { "step" } th.t { "started" } th.t { "took" }
+                        th.screen { "screen after the step" }
+                    }
+                    @for row in &steps { (row) }
+                }
+            }
+            @if !after.is_empty() {
+                h3 { "After the last step" }
+                @for e in &after { (e) }
+            }
+        }
+    }
+}
+
+/// Links to the files in the scenario's folder.
+fn artifacts(dir: &Path, assets: &mut Assets) -> Markup {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return html! {};
+    };
+    let mut files: Vec<(String, PathBuf, u64)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            meta.is_file().then(|| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.path(),
+                    meta.len(),
+                )
+            })
+        })
+        .collect();
+    if files.is_empty() {
+        return html! {};
+    }
+    files.sort();
+    let links: Vec<(String, Option<String>, u64)> = files
+        .into_iter()
+        .map(|(name, path, size)| (name, assets.link(&path), size))
+        .collect();
+    let folder = assets.relative(dir);
+    html! {
+        p {
+            "Artifacts: "
+            @for (k, (name, link, size)) in links.iter().enumerate() {
+                @if k > 0 { ", " }
+                @if let Some(u) = link {
+                    a href=(u) { (name) } " " span.muted { "(" (size_text(*size)) ")" }
+                } @else {
+                    (name)
+                }
+            }
+            @if let Some(rel) = folder {
+                " " span.muted { "in " (rel.display()) "/" }
+            }
+        }
+    }
+}
+
+/// A step's row, and a row under it for each traffic verdict (they are
+/// wide).
+fn step_rows(i: usize, n: usize, step: &StepRecord, assets: &mut Assets) -> Markup {
+    let class = match step.status {
+        Status::Passed => "passed",
+        Status::Failed => "failed",
+        Status::Skipped => "skipped",
+    };
+    let full = match &step.screen {
+        Some(StepScreen::Shot(shot)) => shot.full.clone(),
+        _ => None,
+    };
+    let waits: Vec<Markup> = step
+        .evidence
+        .iter()
+        .enumerate()
+        .filter_map(|(k, e)| match e {
+            Evidence::ScreenWait(w) => Some(screen_wait(
+                w,
+                full.as_deref(),
+                &format!("s{i}-{n}-{k}"),
+                assets,
+            )),
+            Evidence::Traffic(_) => None,
+        })
+        .collect();
+    let screen = screen(n, step, assets);
+    html! {
+        tr class=(class) id={ "s" (i) "-" (n) } {
+            td.num { (n) }
+            td {
+                span class={ "badge " (class) } { (class.to_uppercase()) } " " (step.text)
+                @if step.background { " " span.muted { "(background)" } }
+                @if let Some(e) = &step.error { pre.error { (e) } }
+                @for w in &waits { (w) }
+            }
+            td.num { "+" (duration(step.offset)) }
+            td.num { (duration(step.duration)) }
+            td.screen { (screen) }
+        }
+        @for e in &step.evidence {
+            @if let Evidence::Traffic(v) = e {
+                tr class=(class) { td {} td colspan="4" { (traffic(v)) } }
+            }
+        }
+    }
+}
+
+/// The thumbnail of the screen after a step, with the boxes of its screen
+/// waits, linking to the full screen where it was kept.
+fn screen(n: usize, step: &StepRecord, assets: &mut Assets) -> Markup {
+    let shot = match &step.screen {
+        None if step.status == Status::Skipped => return html! { span.nothumb { "not run" } },
+        None => return html! { span.nothumb { "no computer running" } },
+        Some(StepScreen::Missing(why)) => return html! { span.nothumb { "no screenshot: " (why) } },
+        Some(StepScreen::Shot(shot)) => shot,
+    };
+    let Some(thumb) = assets.link(&shot.thumb) else {
+        return html! { span.nothumb { "screenshot file missing" } };
+    };
+    let target = shot
+        .full
+        .as_deref()
+        .and_then(|f| assets.link(f))
+        .unwrap_or_else(|| thumb.clone());
+    let pct = |v: u32, of: u32| 100.0 * v as f64 / of.max(1) as f64;
+    html! {
+        a.shot href=(target) {
+            img src=(thumb) alt={ "screen after step " (n) };
+            @for e in &step.evidence {
+                @if let Evidence::ScreenWait(w) = e {
+                    @if let Some(r) = w.rect {
+                        span class=(if w.matched { "box" } else { "box miss" })
+                            title=(wait_caption(w))
+                            style=(format!(
+                                "left:{:.3}%;top:{:.3}%;width:{:.3}%;height:{:.3}%",
+                                pct(r.x, shot.width),
+                                pct(r.y, shot.height),
+                                pct(r.w, shot.width),
+                                pct(r.h, shot.height)
+                            )) {}
+                    }
+                }
+            }
+        }
+        @if shot.full.is_some() {
+            br;
+            span.muted { "click for the full screen" }
+        }
+    }
+}
+
+/// A screen wait: its caption, and for a miss the reference beside the
+/// best candidate.
+fn screen_wait(w: &ScreenWait, step_full: Option<&Path>, id: &str, assets: &mut Assets) -> Markup {
+    let (mut reference, mut cut, mut failure) = (None, None, None);
+    if !w.matched {
+        reference = assets.link(&w.reference_png);
+        // The candidate from the frame the matcher saw (the failure
+        // picture starts with it), else from the step's screen.
+        let source = w
+            .failure_png
+            .as_deref()
+            .filter(|p| p.is_file())
+            .or(step_full);
+        if let (Some(source), Some(rect)) = (source, w.rect) {
+            cut = assets
+                .cut(source, rect, &format!("candidate-{id}"))
+                .map(|u| (u, rect));
+        }
+        failure = w.failure_png.as_deref().and_then(|p| assets.link(p));
+    }
+    html! {
+        div.wait {
+            p.muted { (wait_caption(w)) }
+            @if let Some(reference) = reference {
+                figure {
+                    img src=(reference) alt={ "reference " (w.reference) };
+                    figcaption { "reference " (w.reference) " (needs " (format!("{:.3}", w.threshold)) ")" }
+                }
+            }
+            @if let Some((cut, rect)) = cut {
+                figure {
+                    img src=(cut) alt={ "best candidate for " (w.reference) };
+                    figcaption {
+                        "best candidate at " (rect)
+                        @if let Some(score) = w.score { ", score " (format!("{score:.3}")) }
+                    }
+                }
+            }
+            @if let Some(fail) = failure {
+                p { a href=(fail) { "the last screen with the best candidate boxed" } }
+            }
+        }
+    }
+}
+
+/// A traffic check's verdict with every flow of its capture.
+fn traffic(v: &TrafficVerdict) -> Markup {
+    let offences = v.flows.iter().filter(|f| f.offence).count() + v.other_offences.len();
+    let class = if v.passed { "passed" } else { "failed" };
+    html! {
+        div.verdict {
+            h3 {
+                span class={ "badge " (class) } { (if v.passed { "PASS" } else { "FAIL" }) }
+                " traffic check: " (v.check)
+            }
+            p.muted {
+                (v.packets) " packets in " (v.flows.len() + v.flows_omitted) " flows; "
+                (offences) " offence(s); capture " (v.capture)
+            }
+            @if !v.other_offences.is_empty() {
+                ul { @for o in &v.other_offences { li { (o) } } }
+            }
+            @if !v.flows.is_empty() {
+                div.scroll {
+                    table.flows {
+                        tr {
+                            th { "protocol" } th { "source" } th { "destination" } th { "port" }
+                            th { "first packet" } th { "packets" } th { "bytes" } th { "class" }
+                            th { "verdict" } th { "DNS names" }
+                        }
+                        @for f in &v.flows {
+                            tr class=(if f.offence { "offence" } else { "ok" }) {
+                                td { (f.protocol) }
+                                td {
+                                    (f.src)
+                                    @if let Some(p) = f.src_port { ":" (p) }
+                                }
+                                td { (f.dst) }
+                                td.num { @if let Some(p) = f.dst_port { (p) } }
+                                td { (f.first) " " span.muted { "(+" (format!("{:.3}", f.offset)) " s)" } }
+                                td.num { (f.packets) }
+                                td.num { (f.bytes) }
+                                td { (f.class) }
+                                td { (if f.offence { "LEAK" } else { "ok" }) }
+                                td { (f.dns_names.join(", ")) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if v.flows_omitted > 0 {
+                p.muted {
+                    (v.flows_omitted)
+                    " more flows not shown (none of them an offence); the capture has them all."
+                }
+            }
+            details { summary { "verdict as text" } pre { (v.text) } }
+        }
     }
 }
 
@@ -692,11 +653,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            esc(r#"<script>alert("x")</script> & 'y'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+    fn text_from_the_run_is_escaped() {
+        let markup = "<script>alert(\"x\")</script> & 'y'";
+        let records = Records {
+            scenarios: vec![ScenarioRecord {
+                feature: markup.into(),
+                name: markup.into(),
+                file: "features/a.feature".into(),
+                line: 3,
+                attempt: 1,
+                duration: Duration::ZERO,
+                steps: vec![],
+                dir: None,
+                hook_error: Some(markup.into()),
+                evidence: vec![],
+                interrupted: false,
+                rerun: Some(format!("tailor run {markup}")),
+            }],
+        };
+        let info = RunInfo {
+            run_id: markup.into(),
+            started: SystemTime::UNIX_EPOCH,
+            wall: Duration::ZERO,
+            interrupted: false,
+        };
+        let run = tempfile::tempdir().unwrap();
+        let mut assets = Assets {
+            run_dir: run.path().to_owned(),
+            copied: BTreeMap::new(),
+            next: 0,
+        };
+        let page = page(&info, &records, &mut assets).into_string();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; 'y'"),
+            "{page}"
         );
+        assert!(page.contains("started 1970-01-01 00:00:00 UTC"), "{page}");
     }
 
     #[test]
