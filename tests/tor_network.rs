@@ -227,13 +227,13 @@ async fn fetch_through_the_lab_network_arrives_from_an_exit() {
     );
 
     let web = ok(
-        WebServer::start(&ns.path(), SocketAddrV4::new(WEB, 80), &dir.join("web")).await,
+        WebServer::start(ns.path(), SocketAddrV4::new(WEB, 80), &dir.join("web")).await,
         "starting the lab web server",
     );
     let socks = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9050);
     let mut client = ok(
         Client::start(
-            &ns.path(),
+            ns.path(),
             &dir.join("client"),
             socks,
             &network.client_lines(),
