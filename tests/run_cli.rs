@@ -335,7 +335,12 @@ fn a_failed_scenario_exits_1_and_says_how_to_rerun_it() {
         .find(|p| p.is_file())
         .expect("a report");
     let html = std::fs::read_to_string(report).unwrap();
-    assert!(html.contains("features/failing.feature:3"), "{html}");
+    assert!(
+        html.contains(&format!(
+            "Run it again: <code class=\"rerun\">{command}</code>"
+        )),
+        "{html}"
+    );
     // Pasted, it runs that scenario alone, and fails the same way.
     let words: Vec<String> = shlex::split(&command).unwrap();
     let again = Command::new(&words[0])

@@ -14,8 +14,12 @@ use std::path::{Path, PathBuf};
 /// A new folder `<prefix><pid>-<label>XXXXXX` in the temporary folder,
 /// after removing the leftovers of dead runs with the same prefix.
 pub fn tempdir(prefix: &str, label: &str) -> std::io::Result<tempfile::TempDir> {
-    let parent = std::env::temp_dir();
-    for dir in reap(&parent, prefix) {
+    tempdir_in(&std::env::temp_dir(), prefix, label)
+}
+
+/// [`tempdir`] in `parent` (e.g. `/dev/shm`).
+pub fn tempdir_in(parent: &Path, prefix: &str, label: &str) -> std::io::Result<tempfile::TempDir> {
+    for dir in reap(parent, prefix) {
         tracing::info!(
             "removed {} left behind by a run that was killed",
             dir.display()

@@ -328,8 +328,9 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
     Ok((summary, records))
 }
 
-/// Hands cucumber the features [`selection::select`] chose, as they are:
-/// the one way in for every feature a run runs.
+/// Hands cucumber the features [`selection::select`] chose: the one way in
+/// for every feature a run runs, and so the place to change them on their
+/// way (say, a step appended to every scenario).
 struct Selected;
 
 impl cucumber::Parser<Vec<gherkin::Feature>> for Selected {
