@@ -423,18 +423,18 @@ impl Lines {
     }
 }
 
-/// The first line of the tags above the keyword at `line` (1-based).
+/// The first line of the tags above the keyword at `line` (1-based):
+/// tag lines, with comments among them, but not the comments above them.
 fn tags_start(text: &[&str], line: usize) -> usize {
     let mut start = line;
     while start > 1 {
         let above = text[start - 2].trim_start();
-        if above.starts_with('@') || (above.starts_with('#') && start - 1 > 1) {
+        if above.starts_with('@') || above.starts_with('#') {
             start -= 1;
         } else {
             break;
         }
     }
-    // Comments directly above the tags are not the scenario's.
     while start < line && text[start - 1].trim_start().starts_with('#') {
         start += 1;
     }
@@ -772,6 +772,36 @@ Feature: F
             "past the end"
         );
         assert!(p.nearest(7).contains("first"), "{}", p.nearest(7));
+    }
+
+    #[test]
+    fn a_rules_background_and_header_select_the_rule() {
+        let text = "\
+Feature: G
+  Scenario: outside
+    When a
+
+  @r
+  Rule: R
+    Background:
+      Given b
+
+    Scenario: inside
+      When c
+";
+        let raw = gherkin::Feature::parse(text, gherkin::GherkinEnv::default()).unwrap();
+        let expanded = raw.clone().expand_examples().unwrap();
+        let p = Parsed {
+            path: "/g.feature".into(),
+            lines: map_lines(text, &raw, &expanded),
+            feature: expanded,
+        };
+        let all = p.all_keys();
+        assert_eq!(keys_at(&p.lines, &all, 1), vec![2, 10], "feature header");
+        for line in [5, 6, 7, 8] {
+            assert_eq!(keys_at(&p.lines, &all, line), vec![10], "line {line}");
+        }
+        assert_eq!(keys_at(&p.lines, &all, 3), vec![2]);
     }
 
     #[test]
