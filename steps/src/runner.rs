@@ -9,7 +9,7 @@
 //! scenarios run and [`preflight`](crate::preflight) checks what they
 //! need, so a wrong filter, path, feature or ISO ends the run at once with
 //! exit code 2 ([`exit_code`]). Cucumber gets the selected features as
-//! they are ([`Selected`]), so every feature passes through one place on
+//! they are (`Selected`), so every feature passes through one place on
 //! its way in.
 
 use std::path::{Path, PathBuf};

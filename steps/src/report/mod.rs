@@ -10,7 +10,7 @@
 //!
 //! Steps and the World use only the small interface re-exported here:
 //! [`screen_wait`] and [`verdict`] file what a step saw; the World tells
-//! the report which VM runs ([`vm_started`], [`vm_leaving`]). The runner
+//! the report which VM runs ([`vm_started`], `vm_leaving`). The runner
 //! wires the recorder into cucumber and writes the page at the end.
 
 pub mod evidence;
