@@ -298,6 +298,26 @@ async fn caught(leak: &Leak) {
     }
 }
 
+/// Every customization marked LEAKY on purpose is in [`LEAKS`]: a leak
+/// example nobody runs proves nothing.
+#[test]
+fn every_leaky_customization_is_exercised() {
+    let dir = root().join("derivative/customizations");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("the customizations folder") {
+        let path = entry.expect("a folder entry").path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let name = path.file_stem().unwrap_or_default().to_string_lossy();
+        if text.contains("LEAKY on purpose") && !LEAKS.iter().any(|l| l.customization == name) {
+            missing.push(name.into_owned());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "leaky customizations not in LEAKS: {missing:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn leaky_customizations_are_caught_by_the_scenario_they_break() {
     let _one = ONE_RUN.lock().await;

@@ -7,8 +7,9 @@
 //! DNS left the guest outside Tor` reads the current VM's capture so far);
 //! they never judge less than this module does at the end.
 //!
-//! The end: [`JudgingParser`] appends one step to every scenario as it is
-//! parsed, [`JUDGE_STEP`], so the judgement is a step like any other: it
+//! The end: the runner appends one step to every scenario it runs
+//! ([`append_judge_step`], [`JUDGE_STEP`]), so the judgement is a step like
+//! any other: it
 //! shows in the console, the JUnit file and the report, and a leak fails
 //! the scenario instead of being reported after it as a pass. The step
 //! freezes the guest (its CPUs stop and its capture is closed, so nothing
@@ -28,11 +29,9 @@
 //! [`DELIBERATE_TAG`]; its report says which attempts it made, and
 //! whatever of them reached the wire is still a leak.
 
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::path::PathBuf;
 
 use cucumber::gherkin;
-use futures::{Stream, StreamExt as _};
 use harness::net::analysis::{self, Analysis, MacAddr};
 use harness::net::policy::{Policy, Verdict};
 
@@ -95,26 +94,6 @@ impl TailorWorld {
             c.network_used = true;
             c.anonymity_traffic_expected = true;
         }
-    }
-}
-
-/// Appends [`JUDGE_STEP`] to every scenario of the features it parses.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct JudgingParser;
-
-impl<I: AsRef<Path>> cucumber::Parser<I> for JudgingParser {
-    type Cli = cucumber::cli::Empty;
-    type Output = Pin<Box<dyn Stream<Item = cucumber::parser::Result<gherkin::Feature>>>>;
-
-    fn parse(self, input: I, _cli: Self::Cli) -> Self::Output {
-        let basic = cucumber::parser::Basic::new();
-        let features = cucumber::Parser::parse(basic, input, Default::default());
-        Box::pin(features.map(|feature| {
-            feature.map(|mut feature| {
-                append_judge_step(&mut feature);
-                feature
-            })
-        }))
     }
 }
 
@@ -267,7 +246,7 @@ async fn judge_all(world: &mut TailorWorld) -> anyhow::Result<Vec<Judged>> {
             text.push_str(&format!("INCONCLUSIVE: {why}\n"));
         }
         for v in &j.verdicts {
-            crate::evidence::verdict(v, &j.analysis, &policy);
+            crate::report::verdict(v, &j.analysis, &policy);
             text.push_str(&v.to_string());
         }
         let file = world
@@ -401,6 +380,7 @@ mod tests {
         use harness::net::analysis::{Format, Timestamp};
         use harness::net::synth::{capture, Station};
         use std::net::IpAddr;
+        use std::path::Path;
 
         fn ip(s: &str) -> IpAddr {
             s.parse().unwrap()

@@ -28,9 +28,7 @@ static INTERNET: tokio::sync::Mutex<Option<Internet>> = tokio::sync::Mutex::cons
 
 async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet> {
     if slot.is_none() {
-        let dir = tempfile::Builder::new()
-            .prefix("tailor-internet-")
-            .tempdir()?;
+        let dir = harness::tor::run_dir()?;
         // A LAN that offers IPv6, as many do: the guest must not take it.
         let lab = Lab::start(LabConfig {
             ipv6_router_advertisements: true,
@@ -73,12 +71,13 @@ pub async fn ensure_tor() -> anyhow::Result<()> {
     let mut slot = INTERNET.lock().await;
     let internet = ensure_lab(&mut slot).await?;
     if internet.tor.is_none() {
-        let netns = internet.lab.netns_path().to_owned();
+        // Entered the lab's way: the whole network also runs rootless.
+        let namespace = internet.lab.namespace();
         let run = internet._dir.path().to_owned();
         let network =
-            Network::start(NetworkSpec::new(&netns, BRIDGE_ADDR, run.join("tor"))).await?;
+            Network::start(NetworkSpec::new(&namespace, BRIDGE_ADDR, run.join("tor"))).await?;
         let web = WebServer::start(
-            &netns,
+            &namespace,
             SocketAddrV4::new(INTERNET_ADDR, 80),
             &run.join("web"),
         )
@@ -173,7 +172,7 @@ async fn judge_capture(
     let capture = world.capture_to_judge()?;
     let analysis = analysis::analyse_path(&capture.path)?;
     let verdict = check(&policy, &analysis);
-    crate::evidence::verdict(&verdict, &analysis, &policy);
+    crate::report::verdict(&verdict, &analysis, &policy);
     let sent = crate::judging::guest_frames(&policy, &analysis);
     save_verdict(world, &verdict, &capture.path);
     if sent == 0 {
