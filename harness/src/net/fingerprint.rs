@@ -100,9 +100,6 @@ pub const FLOW_ORDER_COMPARED: usize = 4;
 pub struct Fingerprint {
     /// [`FORMAT`].
     pub format: u32,
-    /// Frames the guest sent (not compared: it depends on how long the
-    /// capture ran; 0 makes every comparison inconclusive).
-    pub guest_frames: u64,
     /// Every protocol and kind of traffic the guest sent, sorted.
     pub protocols: Vec<String>,
     /// Kinds of traffic (no layers such as "IPv4") in the order they first
@@ -128,7 +125,8 @@ pub struct Fingerprint {
 #[serde(deny_unknown_fields)]
 pub struct MacPolicy {
     /// Distinct source MACs the guest sent from (1 for a system that
-    /// picks one address and keeps it).
+    /// picks one address and keeps it; 0 when the capture has no frame
+    /// from the guest).
     pub addresses: usize,
     /// The policy of each address, distinct and sorted (one entry for a
     /// system that keeps one policy).
@@ -513,7 +511,6 @@ struct Pass<'o> {
     observer: &'o Observer,
     /// Index of the current frame in the capture.
     index: u64,
-    guest_frames: u64,
     /// Layers and kinds seen.
     protocols: BTreeSet<String>,
     /// Kind -> index of the frame that began its first flow.
@@ -537,7 +534,6 @@ impl<'o> Pass<'o> {
         Pass {
             observer,
             index: 0,
-            guest_frames: 0,
             protocols: BTreeSet::new(),
             kind_first: HashMap::new(),
             guest_macs: Vec::new(),
@@ -577,7 +573,6 @@ impl<'o> Pass<'o> {
         if self.observer.lab_macs.contains(&src_mac) {
             return;
         }
-        self.guest_frames += 1;
         self.frame_mac = src_mac;
         if !self.guest_macs.contains(&src_mac) && self.guest_macs.len() < MAX_VARIANTS {
             self.guest_macs.push(src_mac);
@@ -824,7 +819,6 @@ impl<'o> Pass<'o> {
         let first_flows = order.into_iter().map(|(k, _)| k.clone()).collect();
         Fingerprint {
             format: FORMAT,
-            guest_frames: self.guest_frames,
             protocols: self.protocols.into_iter().collect(),
             first_flows,
             arp: self.arp.into_iter().collect(),

@@ -18,7 +18,7 @@
 //!
 //! | field | rule |
 //! | --- | --- |
-//! | `guest_frames` | 0 in the capture: inconclusive, nothing else compared |
+//! | `mac.addresses` | 0 in the capture (no frame from the guest): inconclusive, nothing else compared |
 //! | `protocols` | one the capture has and the baseline not: difference; the reverse: inconclusive |
 //! | `first_flows` | both lists cut to the kinds they share; the first [`FLOW_ORDER_COMPARED`] must be in the same order |
 //! | `arp` | a behaviour only in the capture: difference; only in the baseline: note |
@@ -139,9 +139,9 @@ impl fmt::Display for Comparison {
 /// for the rules).
 pub fn compare(baseline: &Fingerprint, capture: &Fingerprint) -> Comparison {
     let mut c = Comparison::default();
-    if capture.guest_frames == 0 {
+    if capture.mac.addresses == 0 {
         c.unsure(
-            "guest_frames",
+            "mac.addresses",
             "the capture has no frame from the guest (every source MAC is the lab's): nothing to compare",
         );
         return c;

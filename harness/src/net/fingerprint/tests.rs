@@ -593,7 +593,7 @@ fn the_lab_s_frames_are_not_the_guest_s() {
         lab.arp(1, ip("10.203.0.1"), ip("10.203.0.50")),
         lab.ping(ip("10.203.0.1"), ip("10.203.0.50")),
     ]);
-    assert_eq!(fp.guest_frames, 0);
+    assert_eq!(fp.mac.addresses, 0);
     assert!(fp.protocols.is_empty());
     assert!(fp.mac.vendor.is_empty());
 }
@@ -612,7 +612,7 @@ fn toml_round_trips_and_refuses_other_formats() {
         Fingerprint::from_toml(&old, "t"),
         Err(Error::Format { found: 0, .. })
     ));
-    let typo = text.replacen("guest_frames", "guest_frame", 1);
+    let typo = text.replacen("first_flows", "first_flow", 1);
     let e = Fingerprint::from_toml(&typo, "t").unwrap_err().to_string();
     assert!(e.contains("expected a fingerprint in TOML"), "{e}");
 }
