@@ -496,10 +496,12 @@ struct IpObserved {
     v4: bool,
     /// IDs per flow, in capture order.
     ids: HashMap<FlowId, Vec<u16>>,
-    /// Every ID of the kind in capture order: (previous, deltas small, all).
-    merged: Option<u16>,
-    merged_small: u64,
-    merged_total: u64,
+    /// The previous packet of the kind: its flow and ID.
+    last: Option<(FlowId, u16)>,
+    /// Steps between consecutive packets of different flows: small ones
+    /// and all.
+    cross_small: u64,
+    cross_total: u64,
     zero: u64,
     count: u64,
     first_id: Option<u16>,
@@ -846,11 +848,13 @@ impl IpObserved {
             }
             Some(first) => self.all_same &= first == id,
         }
-        if let Some(prev) = self.merged {
-            self.merged_total += 1;
-            self.merged_small += u64::from(small_step(prev, id));
+        if let Some((prev_flow, prev)) = self.last {
+            if prev_flow != flow {
+                self.cross_total += 1;
+                self.cross_small += u64::from(small_step(prev, id));
+            }
         }
-        self.merged = Some(id);
+        self.last = Some((flow, id));
         if self.ids.len() < MAX_ID_FLOWS || self.ids.contains_key(&flow) {
             let ids = self.ids.entry(flow).or_default();
             if ids.len() < MAX_IDS_PER_FLOW {
@@ -859,8 +863,10 @@ impl IpObserved {
         }
     }
 
-    /// Classify the IP ID: 90 % of the steps between consecutive packets
-    /// must be small increments to call it a counter, so a reordered
+    /// Classify the IP ID. Steps within a flow tell a counter from random
+    /// values; steps between packets of different flows tell one shared
+    /// counter from a counter per flow. Each needs at least 3 steps, and
+    /// 90 % of them small increments to count as a counter, so a reordered
     /// packet or a counter shared with an unseen flow does not flip it.
     fn ip_id(&self) -> IpId {
         if self.count == 0 {
@@ -880,23 +886,19 @@ impl IpObserved {
             }
         }
         let mostly = |small: u64, total: u64| small * 10 >= total * 9;
-        let shared = self.merged_total >= 3 && mostly(self.merged_small, self.merged_total);
-        if total >= 3 {
-            if !mostly(small, total) {
-                IpId::Random
-            } else if shared && self.ids.len() > 1 {
-                IpId::Shared
-            } else {
-                IpId::PerFlow
-            }
-        } else if self.merged_total >= 3 {
-            if shared {
-                IpId::Shared
-            } else {
-                IpId::Random
-            }
+        if total >= 3 && !mostly(small, total) {
+            return IpId::Random;
+        }
+        if self.cross_total < 3 {
+            // Too few changes of flow to tell shared from per flow.
+            return IpId::Unknown;
+        }
+        if mostly(self.cross_small, self.cross_total) {
+            IpId::Shared
+        } else if total >= 3 {
+            IpId::PerFlow
         } else {
-            IpId::Unknown
+            IpId::Random
         }
     }
 

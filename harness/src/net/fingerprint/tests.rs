@@ -153,9 +153,11 @@ impl Boot {
         if !self.timestamps {
             options = vec![2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7];
         }
-        // Two relays, chosen by the seed; each flow's IP ID counts up
-        // from a start of its own.
+        // Two relays, chosen by the seed, their packets interleaved; each
+        // flow's IP ID counts up from a start of its own.
+        let mut flows: Vec<Vec<Vec<u8>>> = Vec::new();
         for (n, relay_port) in [(0u16, 5000 + u16::from(seed % 3)), (1, 5007)] {
+            let mut f = Vec::new();
             let sport = 40_000 + u16::from(seed) * 7 + n;
             let id0 = u16::from(seed).wrapping_mul(9973).wrapping_add(n * 31_337);
             let ipf = |k: u16| Ipv4Fields {
@@ -184,6 +186,12 @@ impl Boot {
             f.push(g.ipv4_tcp(ipf(1), src, dst, &data, &[]));
             let host = format!("www.{}{}.com", "x".repeat(usize::from(seed % 7) + 4), n);
             f.push(g.ipv4_tcp(ipf(2), src, dst, &data, &tor_hello(&host)));
+            f.push(g.ipv4_tcp(ipf(3), src, dst, &data, &[]));
+            flows.push(f);
+        }
+        for k in 0..flows[0].len() {
+            f.push(flows[0][k].clone());
+            f.push(flows[1][k].clone());
         }
         f
     }
@@ -337,13 +345,21 @@ fn ip_id_behaviours_are_told_apart() {
     assert_eq!(
         ip_id_of(&[
             (0, 100),
-            (0, 101),
-            (0, 102),
             (1, 9000),
+            (0, 101),
             (1, 9001),
-            (1, 9002)
+            (0, 102),
+            (1, 9002),
+            (0, 103)
         ]),
         IpId::PerFlow
+    );
+    // One busy flow and a short one: not enough changes of flow to tell
+    // a shared counter from one per flow (a real capture cut short was
+    // called "shared" before).
+    assert_eq!(
+        ip_id_of(&[(0, 100), (0, 101), (0, 102), (0, 103), (1, 104), (0, 105)]),
+        IpId::Unknown
     );
     assert_eq!(
         ip_id_of(&[(0, 100), (1, 101), (0, 102), (1, 103), (2, 104), (0, 105)]),
