@@ -174,3 +174,29 @@ fn unreadable_input_exits_2_and_says_why() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot open"), "{err}");
 }
+
+/// The recorded baseline holds for a real capture of the reference
+/// derivative (its first 60 frames: Start's DHCP and ARP, Tor's first
+/// connections and ClientHellos), so the baseline file and the parser
+/// agree on real bytes, not only on synthetic ones.
+#[test]
+fn the_reference_baseline_holds_for_a_real_capture_of_the_reference() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let baseline = root.join("fingerprints/reference.toml");
+    let capture = root.join("tests/data/reference-tor-60-frames.pcap");
+    let (code, out, err) = tailor(&[
+        "--compare",
+        baseline.to_str().unwrap(),
+        capture.to_str().unwrap(),
+        "--nic-mac",
+        NIC_MAC,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The same capture without the NIC's MAC cannot prove the MAC policy.
+    let (code, out, _) = tailor(&[
+        "--compare",
+        baseline.to_str().unwrap(),
+        capture.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{out}");
+}
