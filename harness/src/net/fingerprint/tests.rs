@@ -862,3 +862,40 @@ fn frames_from_the_nic_s_own_mac_beside_the_spoofed_one_are_named() {
         "{text}"
     );
 }
+
+/// A small deterministic fuzzer for the fast tests (the libFuzzer target
+/// `fuzz/fuzz_targets/fingerprint.rs` goes further): bytes flipped and
+/// frames cut anywhere in a realistic boot, including inside the DHCP
+/// options, the TCP options and the ClientHello's length fields.
+#[test]
+fn mutated_frames_give_a_fingerprint_never_a_panic() {
+    let seed_frames = Boot {
+        mdns: true,
+        ..Boot::reference(3)
+    }
+    .frames();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |bound: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % bound as u64) as usize
+    };
+    for _ in 0..300 {
+        let mut frames = seed_frames.clone();
+        let which = next(frames.len());
+        let frame = &mut frames[which];
+        for _ in 0..1 + next(8) {
+            let at = next(frame.len());
+            frame[at] ^= 1 << next(8);
+        }
+        if next(4) == 0 {
+            let cut = next(frame.len());
+            frame.truncate(cut);
+        }
+        let fp = fingerprint(&frames);
+        let back = Fingerprint::from_toml(&fp.to_toml(), "mutated").unwrap();
+        assert_eq!(back, fp);
+        assert_ne!(compare(&fp, &fp).outcome(), Outcome::Differs);
+    }
+}
