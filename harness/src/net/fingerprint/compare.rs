@@ -172,19 +172,12 @@ pub fn describe(kind: &str) -> &'static str {
         "NTP" => "NTP (UDP 123) asks a time server directly, outside Tor",
         "DNS" => "DNS outside Tor: names are asked in the clear",
         "DHCPv6" => "DHCPv6 asks the LAN for an IPv6 address",
-        "IPv6" => "the machine speaks IPv6 on the LAN (at least link-local autoconfiguration)",
+        "IPv6" => "the machine speaks IPv6 on the LAN, if only to configure a link-local address",
         "IGMP" => "IGMP reports tell the LAN which multicast groups the machine listens to",
         "HTTP" => "plain HTTP, readable by anyone on the path",
         "SNMP" => "SNMP queries or traps",
         "IKE" | "WireGuard" => "a VPN handshake",
         _ => "",
-    }
-}
-
-fn with_description(kind: &str) -> String {
-    match describe(kind) {
-        "" => kind.to_owned(),
-        d => format!("{kind} ({d})"),
     }
 }
 
@@ -194,10 +187,10 @@ fn protocols(c: &mut Comparison, b: &Fingerprint, x: &Fingerprint) {
     for p in seen.difference(&base) {
         c.differ(
             format!("protocols.{p}"),
-            format!(
-                "the guest sends {}; the baseline does not",
-                with_description(p)
-            ),
+            match describe(p) {
+                "" => format!("the guest sends {p}; the baseline does not"),
+                d => format!("the guest sends {p}; the baseline does not: {d}"),
+            },
         );
     }
     for p in base.difference(&seen) {

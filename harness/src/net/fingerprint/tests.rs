@@ -741,7 +741,7 @@ fn an_announcing_protocol_is_named_with_what_it_tells() {
     let text = c.to_string();
     assert!(
         text.contains(
-            "the guest sends mDNS (multicast DNS (UDP 5353) announces the machine's name"
+            "the guest sends mDNS; the baseline does not: multicast DNS (UDP 5353) announces the machine's name"
         ),
         "{text}"
     );
