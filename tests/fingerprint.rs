@@ -200,3 +200,35 @@ fn the_reference_baseline_holds_for_a_real_capture_of_the_reference() {
     ]);
     assert_eq!(code, 3, "{out}");
 }
+
+/// A scenario restored from a checkpoint has its story in several
+/// captures: read in order, they are one fingerprint.
+#[test]
+fn several_captures_are_read_as_one_story() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = write(dir.path(), "whole.pcapng", &boot(1, false));
+    let (_, toml, _) = tailor(&[whole.to_str().unwrap(), "--nic-mac", NIC_MAC]);
+    let baseline = dir.path().join("baseline.toml");
+    std::fs::write(&baseline, toml).unwrap();
+    let frames = boot(2, false);
+    let checkpoint = write(dir.path(), "checkpoint.pcapng", &frames[..2]);
+    let scenario = write(dir.path(), "scenario.pcapng", &frames[2..]);
+    let b = baseline.to_str().unwrap();
+    let (code, out, _) = tailor(&[
+        "--compare",
+        b,
+        checkpoint.to_str().unwrap(),
+        scenario.to_str().unwrap(),
+        "--nic-mac",
+        NIC_MAC,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = tailor(&[
+        "--compare",
+        b,
+        scenario.to_str().unwrap(),
+        "--nic-mac",
+        NIC_MAC,
+    ]);
+    assert_eq!(code, 3, "{out}");
+}

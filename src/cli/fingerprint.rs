@@ -15,8 +15,11 @@ use harness::net::fingerprint::{self, Fingerprint, Observer, Outcome};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The capture (pcap or pcapng, Ethernet frames).
-    capture: PathBuf,
+    /// The capture (pcap or pcapng, Ethernet frames); several are read
+    /// in order as one story (e.g. a scenario's checkpoint captures, then
+    /// its own).
+    #[arg(required = true, value_name = "CAPTURE")]
+    captures: Vec<PathBuf>,
     /// Compare with this baseline (a fingerprint written by this command)
     /// instead of printing the capture's fingerprint.
     #[arg(long, value_name = "BASELINE.toml")]
@@ -52,15 +55,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    let seen = match fingerprint::fingerprint_path(&args.capture, &observer) {
+    let seen = match fingerprint::fingerprint_story(&args.captures, &observer) {
         Ok(f) => f,
         Err(e) => return Ok(unreadable(&e)),
     };
+    let names: Vec<String> = args
+        .captures
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let Some(baseline) = baseline else {
-        println!(
-            "# What an observer on the LAN sees of the guest in {} (tailor fingerprint;\n# fields: README, \"Fingerprint\"). Nothing here changes from boot to boot.",
-            args.capture.display()
-        );
+        println!("# What an observer on the LAN sees of the guest (tailor fingerprint; fields:");
+        println!("# README, \"Fingerprint\"), from: {}", names.join(" "));
         print!("{}", seen.to_toml());
         return Ok(ExitCode::SUCCESS);
     };
@@ -70,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    comparison.capture = args.capture.display().to_string();
+    comparison.capture = names.join(" + ");
     print!("{comparison}");
     Ok(match comparison.outcome() {
         Outcome::Same => ExitCode::SUCCESS,

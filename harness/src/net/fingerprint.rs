@@ -331,11 +331,28 @@ impl Observer {
 
 /// The fingerprint of a capture file.
 pub fn fingerprint_path(path: &Path, observer: &Observer) -> Result<Fingerprint, Error> {
-    let file = std::fs::File::open(path).map_err(|source| Error::Open {
-        path: path.to_owned(),
-        source,
-    })?;
-    fingerprint_reader(file, &path.display().to_string(), observer)
+    fingerprint_story(&[path], observer)
+}
+
+/// The fingerprint of several captures read as one story, in order: e.g.
+/// the captures of a scenario's checkpoints (power-on to the greeter, the
+/// greeter to Tor ready) and then the scenario's own, so that a scenario
+/// that starts from a saved state is still held to everything from
+/// power-on.
+pub fn fingerprint_story<P: AsRef<Path>>(
+    paths: &[P],
+    observer: &Observer,
+) -> Result<Fingerprint, Error> {
+    let mut pass = Pass::new(observer);
+    for path in paths {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|source| Error::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        pass.read(file, &path.display().to_string())?;
+    }
+    Ok(pass.finish())
 }
 
 /// The fingerprint of a capture held in memory (tests, the fuzzer).
@@ -351,16 +368,7 @@ pub fn fingerprint_reader<R: Read + Send>(
     observer: &Observer,
 ) -> Result<Fingerprint, Error> {
     let mut pass = Pass::new(observer);
-    for_each_frame(reader, source_name, |linktype, data| {
-        if linktype != Linktype::ETHERNET {
-            return Err(Error::NotEthernet {
-                source_name: source_name.into(),
-                linktype: linktype.0,
-            });
-        }
-        pass.frame(data);
-        Ok(())
-    })?;
+    pass.read(reader, source_name)?;
     Ok(pass.finish())
 }
 
@@ -548,6 +556,20 @@ impl<'o> Pass<'o> {
             tcp_flows: HashMap::new(),
             streams: HashMap::new(),
         }
+    }
+
+    /// Every frame of one capture.
+    fn read<R: Read + Send>(&mut self, reader: R, source_name: &str) -> Result<(), Error> {
+        for_each_frame(reader, source_name, |linktype, data| {
+            if linktype != Linktype::ETHERNET {
+                return Err(Error::NotEthernet {
+                    source_name: source_name.into(),
+                    linktype: linktype.0,
+                });
+            }
+            self.frame(data);
+            Ok(())
+        })
     }
 
     fn kind(&mut self, kind: &str, index: u64) {

@@ -899,3 +899,19 @@ fn mutated_frames_give_a_fingerprint_never_a_panic() {
         assert_ne!(compare(&fp, &fp).outcome(), Outcome::Differs);
     }
 }
+
+#[test]
+fn arp_by_timing_is_a_note_arp_probes_a_difference() {
+    let b = Boot::reference(1).fingerprint();
+    let mut x = Boot::reference(2).fingerprint();
+    x.arp = vec!["announcement".into(), "reply".into(), "request".into()];
+    let c = compare(&b, &x);
+    assert_eq!(c.outcome(), Outcome::Same, "{c}");
+    assert_eq!(c.notes.len(), 2, "{c}");
+    x.arp.push("probe".into());
+    let c = compare(&b, &x);
+    assert!(
+        c.to_string().contains("the guest sends ARP probes (requests from 0.0.0.0 that check an address is free); the baseline does not"),
+        "{c}"
+    );
+}
