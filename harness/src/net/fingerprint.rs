@@ -171,8 +171,9 @@ pub struct DhcpMessage {
     pub options: Vec<u8>,
     /// Option 55, in order.
     pub parameter_request_list: Vec<u8>,
-    /// Option 61: `none`, `hardware address`, `DUID` (RFC 4361),
-    /// `string` (type 0) or `type N`.
+    /// Option 61: `none`, `hardware address` (the frame's source MAC),
+    /// `another hardware address`, `DUID` (RFC 4361), `string` (type 0)
+    /// or `type N`.
     pub client_identifier: String,
     /// Option 12 sent (its value is never recorded).
     pub hostname: bool,
@@ -1173,7 +1174,10 @@ fn dhcp_message(p: &[u8], dst: IpAddr, source_mac: MacAddr) -> Option<DhcpMessag
     let client_identifier = match values.get(&61).map(|v| v.first()) {
         None => "none".to_owned(),
         Some(None) => "empty".to_owned(),
-        Some(Some(1)) => "hardware address".to_owned(),
+        Some(Some(1)) if values[&61][1..] == source_mac.0 => "hardware address".to_owned(),
+        // Another MAC than the frame's: e.g. a client started before the
+        // MAC was changed, which carries the real one.
+        Some(Some(1)) => "another hardware address".to_owned(),
         Some(Some(255)) => "DUID".to_owned(),
         Some(Some(0)) => "string".to_owned(),
         Some(Some(t)) => format!("type {t}"),

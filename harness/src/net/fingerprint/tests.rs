@@ -276,6 +276,15 @@ fn dhcp_request_states_and_identifiers() {
     assert_eq!(fp.dhcp[0].client_identifier, "string");
     assert!(fp.dhcp[0].fqdn);
     assert_eq!(fp.dhcp[0].max_message_size, 0);
+    // A client started before the MAC changed still names the old one.
+    let mut real = vec![1];
+    real.extend_from_slice(&NIC.0);
+    let fp = fingerprint(&[dhcp(
+        &g,
+        Ipv4Addr::UNSPECIFIED,
+        &[(53, vec![1]), (61, real)],
+    )]);
+    assert_eq!(fp.dhcp[0].client_identifier, "another hardware address");
 }
 
 #[test]
