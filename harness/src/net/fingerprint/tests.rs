@@ -189,9 +189,9 @@ impl Boot {
             f.push(g.ipv4_tcp(ipf(3), src, dst, &data, &[]));
             flows.push(f);
         }
-        for k in 0..flows[0].len() {
-            f.push(flows[0][k].clone());
-            f.push(flows[1][k].clone());
+        for (a, b) in flows[0].iter().zip(&flows[1]) {
+            f.push(a.clone());
+            f.push(b.clone());
         }
         f
     }
