@@ -13,7 +13,7 @@
 //! is not one of the lab's):
 //! - `protocols`: every protocol the guest speaks at all (ARP, IPv4, IPv6,
 //!   TCP, UDP, ICMP, and by port or payload DHCP, DNS, mDNS, LLMNR, SSDP,
-//!   NetBIOS, NTP, TLS, ...; see [`kind_of_udp`] and [`describe`]);
+//!   NetBIOS, NTP, TLS, ...; see [`kind_of_udp`] and [`compare::describe`]);
 //! - `first_flows`: those kinds in the order they first appear;
 //! - `[mac]`: the MAC policy: one address or several, vendor part (OUI)
 //!   kept or replaced relative to the NIC's configured address, the
