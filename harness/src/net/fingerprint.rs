@@ -492,8 +492,56 @@ struct FlowId {
 struct Stream {
     /// Sequence number of the stream's first byte.
     base: u32,
-    /// Received pieces by offset from `base`.
-    pieces: BTreeMap<usize, Vec<u8>>,
+    /// The stream from its first byte up to the first gap.
+    bytes: Vec<u8>,
+    /// Pieces beyond a gap, by offset from `base`, until it fills.
+    ahead: BTreeMap<usize, Vec<u8>>,
+}
+
+/// Pieces held beyond a gap per stream; a stream that needs more is
+/// reordered beyond what a LAN does, and later pieces are dropped.
+const MAX_AHEAD: usize = 64;
+
+impl Stream {
+    fn new(base: u32) -> Self {
+        Stream {
+            base,
+            bytes: Vec::new(),
+            ahead: BTreeMap::new(),
+        }
+    }
+
+    /// Add the piece at `offset`; whether the contiguous part grew. Each
+    /// byte is copied once, whatever the order the pieces come in.
+    fn add(&mut self, offset: usize, piece: &[u8]) -> bool {
+        let before = self.bytes.len();
+        if offset > before {
+            if self.ahead.len() < MAX_AHEAD {
+                let held = self.ahead.entry(offset).or_default();
+                if held.len() < piece.len() {
+                    *held = piece.to_vec();
+                }
+            }
+            return false;
+        }
+        self.extend(offset, piece);
+        while let Some(entry) = self.ahead.first_entry() {
+            if *entry.key() > self.bytes.len() {
+                break;
+            }
+            let (offset, piece) = entry.remove_entry();
+            self.extend(offset, &piece);
+        }
+        self.bytes.len() > before
+    }
+
+    fn extend(&mut self, offset: usize, piece: &[u8]) {
+        let overlap = self.bytes.len() - offset;
+        if let Some(new) = piece.get(overlap..) {
+            let room = MAX_STREAM_PREFIX - self.bytes.len();
+            self.bytes.extend_from_slice(&new[..new.len().min(room)]);
+        }
+    }
 }
 
 /// IP header observations of one kind of traffic.
@@ -781,13 +829,8 @@ impl<'o> Pass<'o> {
             if !self.streams.contains_key(&flow) && self.streams.len() < MAX_PENDING_STREAMS {
                 let undecided = self.tcp_flows.get(&flow).is_some_and(|f| f.1.is_none());
                 if undecided {
-                    self.streams.insert(
-                        flow,
-                        Stream {
-                            base: tcp.sequence_number().wrapping_add(1),
-                            pieces: BTreeMap::new(),
-                        },
-                    );
+                    self.streams
+                        .insert(flow, Stream::new(tcp.sequence_number().wrapping_add(1)));
                 }
             }
             return;
@@ -802,15 +845,14 @@ impl<'o> Pass<'o> {
             return;
         };
         let offset = tcp.sequence_number().wrapping_sub(stream.base) as usize;
-        if offset < MAX_STREAM_PREFIX {
-            let end = payload.len().min(MAX_STREAM_PREFIX - offset);
-            let piece = stream.pieces.entry(offset).or_default();
-            if piece.len() < end {
-                *piece = payload[..end].to_vec();
-            }
+        if offset >= MAX_STREAM_PREFIX {
+            return;
         }
-        let prefix = contiguous(&stream.pieces);
-        if let Some((kind, hello)) = classify_stream(flow.ports, &prefix) {
+        let end = payload.len().min(MAX_STREAM_PREFIX - offset);
+        if !stream.add(offset, &payload[..end]) {
+            return;
+        }
+        if let Some((kind, hello)) = classify_stream(flow.ports, &stream.bytes) {
             self.streams.remove(&flow);
             let start = self.tcp_flows.get(&flow).map_or(index, |f| f.0);
             if let Some(f) = self.tcp_flows.get_mut(&flow) {
@@ -828,7 +870,7 @@ impl<'o> Pass<'o> {
     fn finish(mut self) -> Fingerprint {
         // Streams that ended before their first message was complete.
         for (flow, stream) in std::mem::take(&mut self.streams) {
-            let prefix = contiguous(&stream.pieces);
+            let prefix = stream.bytes;
             if !prefix.is_empty() {
                 let kind = if prefix.first() == Some(&0x16) {
                     "TLS (incomplete hello)"
@@ -948,22 +990,6 @@ impl IpObserved {
 /// go to flows not in view).
 fn small_step(prev: u16, next: u16) -> bool {
     (1..=64).contains(&next.wrapping_sub(prev))
-}
-
-/// The bytes from offset 0 up to the first gap.
-fn contiguous(pieces: &BTreeMap<usize, Vec<u8>>) -> Vec<u8> {
-    let mut out: Vec<u8> = Vec::new();
-    for (offset, piece) in pieces {
-        if *offset > out.len() {
-            break;
-        }
-        let skip = out.len() - offset;
-        if piece.len() > skip {
-            out.extend_from_slice(&piece[skip..]);
-        }
-    }
-    out.truncate(MAX_STREAM_PREFIX);
-    out
 }
 
 /// What a TCP stream carries, from its first bytes: `None` until enough

@@ -924,3 +924,17 @@ fn arp_by_timing_is_a_note_arp_probes_a_difference() {
         "{c}"
     );
 }
+
+#[test]
+fn streams_take_overlaps_duplicates_and_gaps() {
+    let data: Vec<u8> = (0..=255).collect();
+    let mut s = Stream::new(1000);
+    assert!(!s.add(100, &data[100..150]), "beyond a gap: held");
+    assert!(s.add(0, &data[..60]));
+    assert!(!s.add(0, &data[..60]), "a duplicate adds nothing");
+    // Overlaps both the end of what is there and the held piece.
+    assert!(s.add(40, &data[40..120]));
+    assert_eq!(s.bytes, &data[..150]);
+    assert!(s.add(150, &data[150..]));
+    assert_eq!(s.bytes, data);
+}
