@@ -6,6 +6,7 @@
 //! memory_mib = 1024
 //! cpus = 2
 //! accelerator = "auto"        # auto | kvm | tcg
+//! kind = "tor"                # tor | bridges | vpn, when the ISO cannot say (optional)
 //!
 //! [boot]
 //! iso = "../.cache/derivative/reference.iso"   # or: disk = "x.qcow2", disk_format = "qcow2"
@@ -162,6 +163,9 @@ pub struct RawVmConfig {
     pub display: DisplaySection,
     /// The QEMU binary; default `qemu-system-x86_64` from PATH.
     pub qemu: Option<String>,
+    /// The kind of derivative it boots (tor, bridges, vpn), when the ISO
+    /// cannot say (see `harness::derivative::kind`).
+    pub kind: Option<crate::derivative::Kind>,
 }
 
 /// What the VM boots from.
@@ -215,6 +219,8 @@ pub struct VmConfig {
     pub width: u32,
     pub height: u32,
     pub qemu: String,
+    /// The kind of derivative, if the vm-config says.
+    pub kind: Option<crate::derivative::Kind>,
     /// Where the config came from (for messages).
     pub source: PathBuf,
 }
@@ -378,6 +384,7 @@ impl RawVmConfig {
             width: self.display.width,
             height: self.display.height,
             qemu: self.qemu.unwrap_or_else(|| "qemu-system-x86_64".into()),
+            kind: self.kind,
             source: path.to_owned(),
         })
     }
