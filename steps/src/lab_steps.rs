@@ -141,7 +141,12 @@ impl TailorWorld {
     pub async fn analysed_capture(&mut self) -> anyhow::Result<&analysis::Analysis> {
         if let Some(capture) = self.capture.take() {
             let path = capture.stop(self.vm()?.qmp()).await?;
-            self.analysis = Some(analysis::analyse_path(&path)?);
+            // Look for the NIC's real MAC in every frame, for the MAC check.
+            let options = analysis::Options {
+                live: false,
+                watch_macs: vec![self.vm()?.config().mac_string().parse()?],
+            };
+            self.analysis = Some(analysis::analyse_path_with(&path, &options)?);
             self.pcap = Some(path);
         }
         self.analysis.as_ref().ok_or_else(|| {
