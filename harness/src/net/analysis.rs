@@ -2295,7 +2295,9 @@ mod tests {
         };
         let mut payload = vec![0x17u8; 40];
         payload[13..19].copy_from_slice(&nic().0);
-        let cases: Vec<(Vec<u8>, Vec<(Place, usize)>)> = vec![
+        // A frame, and every (place, offset) the MAC must be found at.
+        type Case = (Vec<u8>, Vec<(Place, usize)>);
+        let cases: Vec<Case> = vec![
             (
                 Station::new(nic(), bridge().mac).dhcp_discover(),
                 vec![
@@ -2463,10 +2465,13 @@ mod tests {
 
     // ---- the record walk against the previous reader (pcap-parser) ----
 
+    /// Nanoseconds, link type, frame, original length.
+    type Record = (i128, u16, Vec<u8>, u32);
+
     /// (nanoseconds, link type, frame, original length) of every packet,
     /// as pcap-parser's streaming reader (the analysis's reader before the
     /// in-place walk) sees them; stops at the first incomplete record.
-    fn reference_records(data: &[u8]) -> Vec<(i128, u16, Vec<u8>, u32)> {
+    fn reference_records(data: &[u8]) -> Vec<Record> {
         use pcap_parser::pcapng::Block;
         use pcap_parser::traits::PcapNGPacketBlock;
         use pcap_parser::{PcapBlockOwned, PcapError};
@@ -2531,7 +2536,7 @@ mod tests {
         out
     }
 
-    fn walked_records(data: &[u8]) -> Vec<(i128, u16, Vec<u8>, u32)> {
+    fn walked_records(data: &[u8]) -> Vec<Record> {
         let Header::Ok(mut walker, mut at) = Walker::start(data) else {
             panic!("not a capture")
         };

@@ -163,6 +163,20 @@ impl Walker {
             return Header::Incomplete;
         }
         if kind == 4 {
+            // The first section header is the file's header: it must be
+            // whole (a damaged one is the walker's to report).
+            if data.len() < 12 {
+                return Header::Incomplete;
+            }
+            let bom = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
+            let len = if bom == BOM.swap_bytes() {
+                u32_at(data, 4, true)
+            } else {
+                u32_at(data, 4, false)
+            } as usize;
+            if len <= MAX_BLOCK && data.len() < len {
+                return Header::Incomplete;
+            }
             return Header::Ok(
                 Walker {
                     format: Format::PcapNg,
@@ -269,7 +283,7 @@ impl Walker {
         let big = self.big_endian;
         let block_type = u32_at(data, 0, big);
         let len = u32_at(data, 4, big) as usize;
-        if len < 12 || len % 4 != 0 {
+        if len < 12 || !len.is_multiple_of(4) {
             return Err(Stop::Corrupt(format!(
                 "a block of type {block_type:#x} whose length {len} is not a multiple of 4 of at least 12"
             )));
