@@ -1,10 +1,28 @@
-@derivative @boot
-Feature: Booting as a person boots the derivative
+@boot
+Feature: Booting the derivative as a person boots it
+  From power-on until the greeter the derivative sends nothing at all: not
+  a DHCP request, not a neighbour solicitation, not an ARP probe. From
+  power-on until after Start, the NIC's own MAC address appears nowhere in
+  what it sends. The capture starts with QEMU, before the first
+  instruction, so an early-boot service that comes and goes before the
+  greeter is seen too.
+
   The reference ISO shows a boot menu with a short countdown, isolinux's
   under BIOS and GRUB's under UEFI. Kernel options typed at the menu reach
   the kernel. The same image boots from a CD and from a USB stick, and
   streams its logs to the host from the start.
 
+  @lab
+  Scenario: Nothing leaves from power-on to the greeter, and the real MAC never appears
+    Given the lab's network is running
+    And the computer boots from "derivative-lab"
+    Then I see "greeter-welcome" within 90 seconds
+    And the guest has sent nothing since power-on
+    When I choose Start on the lab
+    Then the guest is online within 180 seconds
+    And the guest's MAC address was spoofed
+
+  @boot-menu @derivative
   Scenario: Kernel options typed at the BIOS boot menu reach the kernel
     Given the computer boots from "derivative" with the kernel options "tailor_typed=isolinux"
     Then the serial console shows "tailor-greeter: welcome screen shown" within 120 seconds
@@ -13,6 +31,7 @@ Feature: Booting as a person boots the derivative
     When I run "test -d /sys/firmware/efi" in the guest
     Then the command fails
 
+  @boot-menu @uefi @derivative
   Scenario: Kernel options typed at the UEFI boot menu reach the kernel
     Given the computer boots from "derivative-uefi" with the kernel options "tailor_typed=grub"
     Then the serial console shows "tailor-greeter: welcome screen shown" within 240 seconds
@@ -21,6 +40,7 @@ Feature: Booting as a person boots the derivative
     When I run "test -d /sys/firmware/efi" in the guest
     Then the command succeeds
 
+  @boot-menu @usb @derivative
   Scenario: A USB stick boots, and the remote shell holds the boot until the harness is ready
     Given the computer boots from "derivative-usb" with the kernel options "autotest_wait_for_remote_shell"
     Then the serial console shows "tailor-init: waiting for the test suite's signal_ready" within 120 seconds

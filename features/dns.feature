@@ -5,9 +5,10 @@ Feature: DNS goes only through Tor
   resolver fails.
 
   Background:
-    Given the Tor network is running
-    And a computer at checkpoint "tor-ready"
+    Given the lab's network is running
+    And a computer at checkpoint "online"
 
+  @attempts-blocked-traffic
   Scenario: No DNS query leaves the guest outside Tor
     When I capture the guest's traffic for 8 seconds
     Then no DNS left the guest outside Tor

@@ -1,4 +1,4 @@
-@firewall @lab
+@firewall @lab @attempts-blocked-traffic @kind-tor @kind-bridges
 Feature: The Tor-only firewall
   Only tor's own user may open connections that leave the computer; root
   is no exception. On loopback every user may use Tor's SocksPort, and

@@ -1,4 +1,4 @@
-@tor @lab
+@tor @lab @kind-tor
 Feature: Tor-only traffic
   The derivative's Tor bootstraps through the lab's private Tor network and
   reaches "the Internet" (the lab web server) only through Tor: every packet

@@ -57,13 +57,13 @@ impl TailorWorld {
         match result {
             Ok(typed) => {
                 for wait in typed.waits {
-                    crate::evidence::screen_wait(wait);
+                    crate::report::evidence::screen_wait(wait);
                 }
                 Ok(())
             }
             Err(e) => {
                 if let Some(outcome) = e.outcome() {
-                    crate::evidence::screen_wait(outcome.clone());
+                    crate::report::evidence::screen_wait(outcome.clone());
                 }
                 Err(anyhow::Error::new(e).context(format!(
                     "typing the kernel options {text:?} at the boot menu of {}",

@@ -30,12 +30,13 @@ pub struct Recipe {
     pub config: &'static str,
     pub parent: Option<&'static str>,
     pub steps: RecipeSteps,
-    /// Whether a later scenario may start from the saved state. Not for
-    /// states with live connections to the lab: a restored guest's tor
-    /// holds TLS connections the relays closed minutes ago, and a fetch
-    /// through it timed out; such a checkpoint is reached again from its
-    /// (restorable) parent each time.
+    /// Whether a later scenario may start from the saved state (else it
+    /// is reached again from its parent each time).
     pub reusable: bool,
+    /// The guest is on the network in this state: a VM restored from it
+    /// must show its traffic, and is brought back online first (its
+    /// connections to the lab are stale: see `lab_steps::refresh_online`).
+    pub online: bool,
 }
 
 /// Boot to the derivative's greeter with its guest agent answering and
@@ -64,6 +65,7 @@ pub fn recipes() -> Vec<Recipe> {
             config: "derivative",
             parent: None,
             reusable: true,
+            online: false,
             steps: to_greeter,
         },
         Recipe {
@@ -71,21 +73,20 @@ pub fn recipes() -> Vec<Recipe> {
             config: "derivative-lab",
             parent: None,
             reusable: true,
+            online: false,
             steps: to_greeter,
         },
         Recipe {
             name: "tor-ready",
             config: "derivative-lab",
             parent: Some("lab-greeter"),
-            reusable: false,
+            reusable: true,
+            online: true,
             steps: |world| {
                 async move {
-                    crate::lab_steps::ensure_tor().await?;
-                    crate::lab_steps::start_with_lab_tor(world).await?;
-                    world
-                        .vm()?
-                        .wait_serial(markers::TOR_READY, Duration::from_secs(180))
-                        .await?;
+                    crate::lab_steps::ensure_network().await?;
+                    crate::lab_steps::start_on_lab(world).await?;
+                    crate::lab_steps::wait_online(world, Duration::from_secs(180)).await?;
                     Ok(())
                 }
                 .boxed_local()
@@ -96,6 +97,7 @@ pub fn recipes() -> Vec<Recipe> {
             config: "smoke",
             parent: None,
             reusable: true,
+            online: false,
             steps: |world| {
                 async move {
                     world
@@ -178,6 +180,35 @@ fn remove_orphans(dir: &Path) {
     }
 }
 
+/// Keep what the guest sent until checkpoint `name` was saved (from
+/// power-on, or from the parent's restore) with the checkpoint's artifacts,
+/// `<run>/checkpoints/<name>/capture.pcap`. The scenario that reached it
+/// judges the same frames: its capture goes on in the same file.
+fn keep_boot_capture(world: &TailorWorld, name: &str) {
+    let Some(capture) = world.captures.last() else {
+        return;
+    };
+    let dir = world.settings.artifacts.join("checkpoints").join(name);
+    let kept = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::copy(&capture.path, dir.join("capture.pcap")));
+    if let Err(e) = kept {
+        tracing::warn!(
+            "could not keep the capture of checkpoint `{name}` in {}: {e}",
+            dir.display()
+        );
+    }
+}
+
+/// The checkpoint a kind-neutral name stands for: `online` is
+/// `tor-ready` for a derivative that uses Tor, `vpn-ready` for a VPN one.
+pub fn resolve_alias(name: &str, kind: harness::derivative::Kind) -> &str {
+    match (name, kind.uses_tor()) {
+        ("online", true) => "tor-ready",
+        ("online", false) => "vpn-ready",
+        _ => name,
+    }
+}
+
 /// Put `world` at checkpoint `name`: restore it if this run saved it,
 /// else reach it (parent first) and save it.
 pub fn reach<'a>(
@@ -186,6 +217,7 @@ pub fn reach<'a>(
 ) -> LocalBoxFuture<'a, anyhow::Result<()>> {
     async move {
         let all = recipes();
+        let name = resolve_alias(name, world.settings.kind);
         let recipe = all.iter().find(|r| r.name == name).ok_or_else(|| {
             anyhow::anyhow!(
                 "no checkpoint named `{name}`; known: {}",
@@ -212,6 +244,10 @@ pub fn reach<'a>(
                     .await?;
                 guest.sync_clock().await?;
             }
+            if recipe.online {
+                world.network_used();
+                crate::lab_steps::refresh_online(world).await?;
+            }
             return Ok(());
         }
         match recipe.parent {
@@ -229,6 +265,7 @@ pub fn reach<'a>(
         if recipe.reusable {
             world.vm()?.save_checkpoint(name).await?;
             mark_saved(recipe.config, name);
+            keep_boot_capture(world, name);
         }
         Ok(())
     }

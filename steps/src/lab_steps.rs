@@ -5,13 +5,11 @@
 //! read the scenario's capture.
 
 use std::net::SocketAddrV4;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cucumber::{given, then, when};
-use harness::derivative::markers;
+use harness::derivative::{markers, Kind};
 use harness::net::analysis::{self, MacAddr};
-use harness::net::capture::Capture;
 use harness::net::lab::{Lab, LabConfig, BRIDGE, BRIDGE_ADDR, INTERNET_ADDR, PREFIX_LEN};
 use harness::net::policy::{Policy, Verdict};
 use harness::tor::{Network, NetworkSpec, WebServer};
@@ -30,9 +28,7 @@ static INTERNET: tokio::sync::Mutex<Option<Internet>> = tokio::sync::Mutex::cons
 
 async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet> {
     if slot.is_none() {
-        let dir = tempfile::Builder::new()
-            .prefix("tailor-internet-")
-            .tempdir()?;
+        let dir = harness::tor::run_dir()?;
         // A LAN that offers IPv6, as many do: the guest must not take it.
         let lab = Lab::start(LabConfig {
             ipv6_router_advertisements: true,
@@ -75,12 +71,13 @@ pub async fn ensure_tor() -> anyhow::Result<()> {
     let mut slot = INTERNET.lock().await;
     let internet = ensure_lab(&mut slot).await?;
     if internet.tor.is_none() {
-        let netns = internet.lab.netns_path().to_owned();
+        // Entered the lab's way: the whole network also runs rootless.
+        let namespace = internet.lab.namespace();
         let run = internet._dir.path().to_owned();
         let network =
-            Network::start(NetworkSpec::new(&netns, BRIDGE_ADDR, run.join("tor"))).await?;
+            Network::start(NetworkSpec::new(&namespace, BRIDGE_ADDR, run.join("tor"))).await?;
         let web = WebServer::start(
-            &netns,
+            &namespace,
             SocketAddrV4::new(INTERNET_ADDR, 80),
             &run.join("web"),
         )
@@ -115,7 +112,7 @@ pub async fn teardown() {
 }
 
 /// The DNS queries the lab's resolver has logged this run.
-async fn resolver_queries() -> Vec<harness::net::lab::DnsQuery> {
+pub(crate) async fn resolver_queries() -> Vec<harness::net::lab::DnsQuery> {
     INTERNET
         .lock()
         .await
@@ -125,77 +122,80 @@ async fn resolver_queries() -> Vec<harness::net::lab::DnsQuery> {
 }
 
 impl TailorWorld {
-    /// Start capturing the VM's traffic into the scenario's folder, and
-    /// mark where the lab resolver's log stands.
-    pub async fn start_capture(&mut self) -> anyhow::Result<()> {
-        self.resolver_mark = resolver_queries().await.len();
-        std::fs::create_dir_all(&self.scenario_dir)?;
-        let path = std::path::absolute(self.scenario_dir.join("capture.pcap"))?;
-        let vm = self.vm()?;
-        let capture = Capture::start(vm.qmp(), harness::vm::NETDEV_ID, &path).await?;
-        self.capture = Some(capture);
-        Ok(())
+    /// The capture a traffic step reads: the running VM's, else the last
+    /// VM's of this scenario.
+    fn capture_to_judge(&self) -> anyhow::Result<crate::judging::ScenarioCapture> {
+        self.captures.last().cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no traffic was captured: no computer of this scenario is on the lab network"
+            )
+        })
     }
 
-    /// Stop the capture (if running) and analyse it; later checks reuse it.
-    pub async fn analysed_capture(&mut self) -> anyhow::Result<&analysis::Analysis> {
-        if let Some(capture) = self.capture.take() {
-            let path = capture.stop(self.vm()?.qmp()).await?;
-            self.analysis = Some(analysis::analyse_path(&path)?);
-            self.pcap = Some(path);
-        }
-        self.analysis.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("no traffic was captured: the computer is not on the lab network")
-        })
+    /// The capture so far, analysed (the file may still be growing), with
+    /// the NIC's MAC looked for in every frame.
+    pub fn analysed_capture(&self) -> anyhow::Result<analysis::Analysis> {
+        self.capture_to_judge()?.analyse()
     }
 }
 
-async fn policy() -> anyhow::Result<Policy> {
+/// The policy the run's captures are judged by.
+pub(crate) async fn policy() -> anyhow::Result<Policy> {
+    let kind = crate::world::settings().kind;
+    if kind != Kind::Tor {
+        anyhow::bail!("judging a derivative of kind {kind} is not built yet");
+    }
     let slot = INTERNET.lock().await;
     let allowed = slot
         .as_ref()
         .and_then(|i| i.tor.as_ref())
         .map(|(network, _)| network.or_endpoints())
         .unwrap_or_default();
-    Ok(Policy::new(
+    let mut policy = Policy::new(
         allowed.into_iter().map(std::net::SocketAddr::V4),
         Some(BRIDGE_ADDR.into()),
-    ))
+    );
+    // The lab's side of the link, even before it has sent any IPv4 (its
+    // IPv6 housekeeping at the guest's power-on is the lab's, not a leak).
+    policy.lab_macs.insert(harness::net::lab::BRIDGE_MAC);
+    Ok(policy)
 }
 
-/// Judge the scenario's capture with `check`: file the verdict for the
-/// report, keep it beside the capture, and fail the step on a leak.
+/// Judge the capture so far with `check`: file the verdict for the
+/// report, keep it beside the capture, and fail the step on a leak, or when
+/// the capture holds no frame from the guest (nothing to judge by).
 async fn judge_capture(
     world: &mut TailorWorld,
     check: impl FnOnce(&Policy, &analysis::Analysis) -> Verdict,
 ) -> anyhow::Result<()> {
     let policy = policy().await?;
-    let analysis = world.analysed_capture().await?;
-    let verdict = check(&policy, analysis);
-    crate::evidence::verdict(&verdict, analysis, &policy);
-    judge(world, verdict)
+    let capture = world.capture_to_judge()?;
+    let analysis = capture.analyse()?;
+    let verdict = check(&policy, &analysis);
+    crate::report::verdict(&verdict, &analysis, &policy);
+    save_verdict(world, &verdict, &capture.path);
+    // Inconclusive (no frame from the guest) fails like a leak.
+    if verdict.passed() {
+        return Ok(());
+    }
+    anyhow::bail!("{verdict}\ncapture: {}", capture.path.display())
 }
 
-/// Keep the verdict beside the capture, and fail the step on a leak.
-fn judge(world: &TailorWorld, verdict: Verdict) -> anyhow::Result<()> {
-    let pcap = world
-        .pcap
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("<none>"));
+/// Keep a verdict beside the capture, as `verdict-<check>.txt`.
+pub(crate) fn save_verdict(world: &TailorWorld, verdict: &Verdict, pcap: &std::path::Path) {
     let file = world
         .scenario_dir
         .join(format!("verdict-{}.txt", verdict.check.slug()));
     if let Err(e) = std::fs::write(&file, format!("{verdict}\ncapture: {}\n", pcap.display())) {
         eprintln!("cannot save the verdict to {}: {e}", file.display());
     }
-    if verdict.passed() {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "{verdict}\ncapture: {}\nverdict: {}",
-        pcap.display(),
-        file.display()
-    )
+}
+
+/// Appended to every scenario by [`crate::judging::JudgingParser`].
+#[then("every frame the guest sent in this scenario is judged")]
+async fn judge_every_frame(world: &mut TailorWorld) -> anyhow::Result<()> {
+    let deliberate = world.deliberate;
+    crate::judging::judge_scenario(world, deliberate).await
 }
 
 #[given("the Tor network is running")]
@@ -203,15 +203,86 @@ async fn tor_network_running(_world: &mut TailorWorld) -> anyhow::Result<()> {
     ensure_tor().await
 }
 
+/// Start what the derivative's kind needs in the lab (once per run): the
+/// private Tor network and its "Internet" for Tor; bridges as well for
+/// bridges; a VPN server for a VPN.
+pub async fn ensure_network() -> anyhow::Result<()> {
+    match crate::world::settings().kind {
+        Kind::Tor => ensure_tor().await,
+        kind => anyhow::bail!("the lab for a derivative of kind {kind} is not built yet"),
+    }
+}
+
+#[given("the lab's network is running")]
+async fn lab_network_running(_world: &mut TailorWorld) -> anyhow::Result<()> {
+    ensure_network().await
+}
+
+/// Tell the guest how to reach the lab's network (the kind's settings,
+/// through its agent) and choose Start in the greeter.
+pub async fn start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
+    match world.settings.kind {
+        Kind::Tor => start_with_lab_tor(world).await,
+        kind => anyhow::bail!("starting a derivative of kind {kind} is not built yet"),
+    }
+}
+
+/// Wait until the derivative says it is online: Tor bootstrapped, or the
+/// VPN connected.
+pub async fn wait_online(world: &mut TailorWorld, timeout: Duration) -> anyhow::Result<()> {
+    match world.settings.kind {
+        Kind::Tor | Kind::Bridges => {
+            Ok(world.vm()?.wait_serial(markers::TOR_READY, timeout).await?)
+        }
+        kind => anyhow::bail!("waiting for a derivative of kind {kind} is not built yet"),
+    }
+}
+
+/// Bring a guest restored from an online checkpoint back online: its
+/// connections are stale (the lab closed its side) and its circuits old.
+/// For Tor, restart the guest's tor and wait for it to bootstrap again.
+pub async fn refresh_online(world: &mut TailorWorld) -> anyhow::Result<()> {
+    match world.settings.kind {
+        Kind::Tor | Kind::Bridges => {
+            let guest = world.guest()?;
+            let took = harness::derivative::online::restart_tor(
+                &guest,
+                harness::wait::scaled(Duration::from_secs(60)),
+            )
+            .await?;
+            tracing::info!("the restored guest's tor bootstrapped again in {took:.2?}");
+            Ok(())
+        }
+        kind => anyhow::bail!(
+            "bringing a restored derivative of kind {kind} back online is not built yet"
+        ),
+    }
+}
+
+#[when("I choose Start on the lab")]
+async fn choose_start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
+    ensure_network().await?;
+    start_on_lab(world).await
+}
+
+#[then(expr = "the guest is online within {int} seconds")]
+async fn guest_online(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
+    wait_online(world, Duration::from_secs(secs)).await
+}
+
 /// Point the guest's tor at the lab network and choose Start in the
 /// greeter (it has focus when the greeter appears).
 pub async fn start_with_lab_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
     let torrc = client_torrc().await?;
-    world
-        .guest()?
+    let guest = world.guest()?;
+    guest
+        .wait_ready(harness::wait::scaled(Duration::from_secs(60)))
+        .await?;
+    guest
         .write_file(harness::derivative::GUEST_LAB_TORRC, torrc.as_bytes())
         .await?;
     world.vm()?.press("Return").await?;
+    world.network_used();
     Ok(())
 }
 
@@ -219,7 +290,7 @@ pub async fn start_with_lab_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
 /// in the capture (leaky timers, retries), not a wait for a state.
 #[when(expr = "I capture the guest's traffic for {int} seconds")]
 async fn capture_for(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
-    if world.capture.is_none() {
+    if world.current_capture().is_none() {
         anyhow::bail!("no capture is running: the computer is not on the lab network");
     }
     tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -284,8 +355,25 @@ async fn fetch_through_tor_as(
             harness::wait::scaled(Duration::from_secs(90)),
         )
         .await?;
+    if result.success() {
+        // Whatever the page was, it came through the network: the
+        // capture must show the guest's traffic to the relays.
+        world.anonymity_traffic_expected();
+    }
     world.last_exec = Some(result);
     Ok(())
+}
+
+/// Fetch the lab's web page the way the derivative's users reach the
+/// Internet: through Tor's SocksPort for Tor kinds, straight (into the
+/// tunnel) for a VPN.
+#[when("I fetch the lab's web page in the guest")]
+async fn fetch_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
+    let url = format!("http://{INTERNET_ADDR}/");
+    match world.settings.kind {
+        Kind::Tor | Kind::Bridges => fetch_through_tor_as(world, url, "root".into()).await,
+        kind => anyhow::bail!("fetching through a derivative of kind {kind} is not built yet"),
+    }
 }
 
 #[then("the fetched page is the lab's web page")]
@@ -356,7 +444,7 @@ async fn lab_advertises_ipv6(_world: &mut TailorWorld, secs: u64) -> anyhow::Res
 #[then("the lab advertised IPv6 to the guest")]
 async fn lab_advertised_ipv6(world: &mut TailorWorld) -> anyhow::Result<()> {
     const ROUTER_ADVERTISEMENT: u8 = 134;
-    let analysis = world.analysed_capture().await?;
+    let analysis = world.analysed_capture()?;
     let seen = analysis.flows.iter().any(|f| {
         f.key.protocol
             == analysis::Protocol::Icmpv6 {
@@ -370,6 +458,48 @@ async fn lab_advertised_ipv6(world: &mut TailorWorld) -> anyhow::Result<()> {
             harness::net::lab::BRIDGE_MAC,
             analysis.source,
             analysis.flows.len()
+        );
+    }
+    Ok(())
+}
+
+/// The running VM's capture starts at power-on and holds not one frame
+/// from the guest: only the lab spoke (or nobody).
+#[then("the guest has sent nothing since power-on")]
+async fn sent_nothing(world: &mut TailorWorld) -> anyhow::Result<()> {
+    let capture = world.capture_to_judge()?;
+    if let Some(checkpoint) = &capture.restored_from {
+        anyhow::bail!(
+            "this VM was restored from checkpoint `{checkpoint}`, so its capture {} does not start at power-on; boot it with `Given the computer boots from \"NAME\"`",
+            capture.path.display()
+        );
+    }
+    let policy = policy().await?;
+    let analysis = analysis::analyse_path(&capture.path)?;
+    let lab = policy.lab_mac_set(&analysis);
+    let sent: Vec<String> = analysis
+        .flows
+        .iter()
+        .filter(|f| f.src_mac.is_none_or(|m| !lab.contains(&m)))
+        .map(|f| {
+            format!(
+                "  {} from {} first {} (+{:.3}s), {} packets",
+                f.key,
+                f.src_mac
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                f.first,
+                analysis.offset(f.first),
+                f.packets
+            )
+        })
+        .collect();
+    if !sent.is_empty() {
+        anyhow::bail!(
+            "expected nothing from the guest between power-on and now; it sent {} flows:\n{}\ncapture: {}",
+            sent.len(),
+            sent.join("\n"),
+            capture.path.display()
         );
     }
     Ok(())

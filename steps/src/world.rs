@@ -25,6 +25,9 @@ pub struct Settings {
     pub artifacts: PathBuf,
     /// Keep a failed scenario's VM for a person to look at.
     pub pause_on_failure: bool,
+    /// The kind of derivative under test (see `harness::derivative::kind`):
+    /// what the lab starts, what the guest is told, how captures are judged.
+    pub kind: harness::derivative::Kind,
 }
 
 impl Settings {
@@ -37,7 +40,46 @@ impl Settings {
             iso: None,
             artifacts: root.join("artifacts"),
             pause_on_failure: false,
+            kind: harness::derivative::Kind::default(),
         }
+    }
+
+    /// The kind of derivative a run tests, and where that came from: the
+    /// option, else the lab vm-config's `kind`, else what its ISO (or
+    /// `--iso`) says of itself, else Tor.
+    pub fn resolve_kind(
+        &self,
+        option: Option<harness::derivative::Kind>,
+    ) -> anyhow::Result<(harness::derivative::Kind, String)> {
+        use harness::derivative::kind;
+        if let Some(k) = option {
+            return Ok((k, "--kind".into()));
+        }
+        let config = self.vm_config_for(LAB_VM_CONFIG).ok();
+        if let Some(k) = config.as_ref().and_then(|c| c.kind) {
+            return Ok((k, format!("the vm-config {}", LAB_VM_CONFIG)));
+        }
+        let iso = match config.and_then(|c| c.boot) {
+            Some(BootMedium::Iso(path)) => Some(path),
+            _ => self.iso.clone(),
+        };
+        if let Some(iso) = iso.filter(|p| p.is_file()) {
+            if let Some(info) = kind::read_iso_info(&iso)? {
+                return Ok((
+                    info.kind,
+                    format!("{} in {}", kind::ISO_INFO_PATH, iso.display()),
+                ));
+            }
+            return Ok((
+                harness::derivative::Kind::default(),
+                format!(
+                    "the default: {} has no {} (say --kind if it is not a direct-Tor derivative)",
+                    iso.display(),
+                    kind::ISO_INFO_PATH
+                ),
+            ));
+        }
+        Ok((harness::derivative::Kind::default(), "the default".into()))
     }
 
     /// The folder that holds reference `name`: the first of
@@ -72,6 +114,9 @@ impl Settings {
     }
 }
 
+/// The vm-config that boots the derivative on the lab.
+pub const LAB_VM_CONFIG: &str = "derivative-lab";
+
 static SETTINGS: RwLock<Option<Settings>> = RwLock::new(None);
 
 /// Set the run's settings before a run (each run sets its own).
@@ -105,14 +150,19 @@ pub struct TailorWorld {
     pub scenario_dir: PathBuf,
     /// The last command run in the guest.
     pub last_exec: Option<harness::guest::ExecResult>,
-    /// The running capture of a VM on the lab.
-    pub capture: Option<harness::net::capture::Capture>,
-    /// The stopped capture, analysed, and its file.
-    pub analysis: Option<harness::net::analysis::Analysis>,
-    pub pcap: Option<PathBuf>,
+    /// The captures of this scenario's VMs on the lab, each from the VM's
+    /// first instruction, in the order the VMs started; all are judged at
+    /// the scenario's end (see [`crate::judging`]).
+    pub captures: Vec<crate::judging::ScenarioCapture>,
+    /// The guest was frozen by the judging step (CPUs stopped, capture
+    /// closed); anything that needs it running again must resume it.
+    pub frozen: bool,
     /// How many queries the lab's resolver had logged when the capture
     /// started: later ones are this scenario's.
     pub resolver_mark: usize,
+    /// The scenario (or its feature) is tagged
+    /// `@attempts-blocked-traffic` ([`crate::judging::DELIBERATE_TAG`]).
+    pub deliberate: bool,
     /// The firewall as noted by `When I note the firewall's state`.
     pub firewall_noted: Option<harness::derivative::inspect::FirewallState>,
 }
@@ -124,9 +174,9 @@ impl TailorWorld {
             last_match: None,
             last_screen_wait: None,
             last_exec: None,
-            capture: None,
-            analysis: None,
-            pcap: None,
+            captures: Vec::new(),
+            frozen: false,
+            deliberate: false,
             firewall_noted: None,
             resolver_mark: 0,
             scenario_dir: settings().artifacts,
@@ -135,7 +185,16 @@ impl TailorWorld {
     }
 
     /// Before hook: name this scenario's artifact folder.
-    pub fn begin_scenario(&mut self, scenario: &cucumber::gherkin::Scenario) {
+    pub fn begin_scenario(
+        &mut self,
+        feature: &cucumber::gherkin::Feature,
+        scenario: &cucumber::gherkin::Scenario,
+    ) {
+        self.deliberate = feature
+            .tags
+            .iter()
+            .chain(&scenario.tags)
+            .any(|t| t.trim_start_matches('@') == crate::judging::DELIBERATE_TAG);
         let slug: String = scenario
             .name
             .chars()
@@ -163,16 +222,23 @@ impl TailorWorld {
     /// is.
     pub async fn end_scenario(&mut self, finished: &cucumber::event::ScenarioFinished) {
         use cucumber::event::ScenarioFinished;
-        // Close the capture file whatever happened: it is evidence.
-        if let (Some(capture), Some(vm)) = (self.capture.take(), self.vm.as_ref()) {
-            let _ = capture.stop(vm.qmp()).await;
-        }
         let failed = matches!(
             finished,
             ScenarioFinished::StepFailed(..) | ScenarioFinished::BeforeHookFailed(_)
         );
         if !failed {
             return;
+        }
+        // The judging step did not run: judge the captures anyway, so the
+        // report and the artifacts show any leak next to the failure.
+        if !self.frozen && !self.captures.is_empty() {
+            crate::judging::judge_for_the_record(self).await;
+        }
+        if self.frozen {
+            if let Some(vm) = self.vm.as_mut() {
+                // The guest's own logs are read through its agent.
+                let _ = vm.resume().await;
+            }
         }
         let dir = self.scenario_dir.clone();
         if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -210,20 +276,27 @@ impl TailorWorld {
                 pause(&paths);
             }
         }
-        eprintln!(
-            "==================== artifacts of the failed scenario ====================\n{}\n==========================================================================",
-            dir.display()
-        );
+        eprintln!("{}", crate::runner::failure_banner(&dir));
     }
 
     /// Stop the running VM, if any, keeping its last screen for the report:
     /// the report may not have taken the last step's screen yet.
     pub async fn retire_vm(&mut self) {
         if let Some(mut old) = self.vm.take() {
+            // Close its capture cleanly (QEMU would, exiting; this way the
+            // last frame is whole before anyone reads the file).
+            if old.capture().is_some() {
+                if let Err(e) = old.stop_capture().await {
+                    tracing::warn!("closing the capture of the VM that is leaving: {e}");
+                }
+                if let Some(c) = self.captures.last_mut() {
+                    c.closed = true;
+                }
+            }
             // Best effort: a wedged QEMU must not hold up the next boot.
             let departing = tokio::time::timeout(Duration::from_secs(5), old.screendump()).await;
             if let Ok(Ok(screen)) = departing {
-                crate::evidence::vm_leaving(old.paths(), screen);
+                crate::report::vm_leaving(old.paths(), screen);
             }
         }
     }
@@ -236,6 +309,7 @@ impl TailorWorld {
         mut options: harness::vm::VmOptions,
     ) -> anyhow::Result<()> {
         self.retire_vm().await;
+        self.frozen = false;
         let on_lab = config.network == harness::vm::Network::Lab;
         // The guest's log stream, for the whole scenario, with its artifacts.
         options
@@ -243,13 +317,40 @@ impl TailorWorld {
             .get_or_insert_with(|| self.scenario_dir.join(crate::boot::GUEST_JOURNAL));
         if on_lab {
             options.lab = Some(crate::lab_steps::lab_attachment().await?);
+            // Captured from the first instruction: a boot is judged too.
+            std::fs::create_dir_all(&self.scenario_dir)?;
+            let name = match self.captures.len() {
+                0 => "capture.pcap".to_owned(),
+                n => format!("capture-{}.pcap", n + 1),
+            };
+            let path = std::path::absolute(self.scenario_dir.join(name))?;
+            options.capture = Some(path.clone());
+            if self.captures.is_empty() {
+                // Queries the lab's resolver logs from now on are this
+                // scenario's.
+                self.resolver_mark = crate::lab_steps::resolver_queries().await.len();
+            }
+            self.captures.push(crate::judging::ScenarioCapture {
+                path,
+                vm: config.name.clone(),
+                nic_mac: config.mac_string().parse().ok(),
+                restored_from: options.start_from.clone(),
+                network_used: false,
+                anonymity_traffic_expected: false,
+                closed: false,
+            });
         }
-        let vm = harness::vm::Vm::start(config, options).await?;
-        crate::evidence::vm_started(vm.paths());
+        let vm = match harness::vm::Vm::start(config, options).await {
+            Ok(vm) => vm,
+            Err(e) => {
+                if on_lab {
+                    self.captures.pop();
+                }
+                return Err(e.into());
+            }
+        };
+        crate::report::vm_started(vm.paths());
         self.vm = Some(vm);
-        if on_lab {
-            self.start_capture().await?;
-        }
         Ok(())
     }
 

@@ -344,6 +344,7 @@ fn apply_customizations(
         for (dir, cmds) in [
             ("boot.d", &c.init.boot_commands),
             ("start.d", &c.init.start_commands),
+            ("reconnect.d", &c.init.reconnect_commands),
         ] {
             if !cmds.is_empty() {
                 let text = format!("# From customization {}\n{}\n", c.name, cmds.join("\n"));
@@ -666,6 +667,27 @@ pub fn build(inp: &Inputs) -> Result<(), Error> {
     with_cmdline("grub.cfg", &iso.join("boot/grub/grub.cfg"))?;
     tracing::info!("making the UEFI boot image (GRUB)");
     efi_image(&work, &iso.join("boot/grub/efi.img"))?;
+    // The ISO says what it is, so `tailor run --iso` needs no flags.
+    let info = super::kind::IsoInfo {
+        kind: inp
+            .customizations
+            .iter()
+            .filter_map(|(c, _)| c.kind)
+            .next_back()
+            .unwrap_or_default(),
+        customizations: inp
+            .customizations
+            .iter()
+            .map(|(c, _)| c.name.clone())
+            .collect(),
+    };
+    let info_text = toml::to_string(&info).map_err(|e| Error::Failed {
+        command: "writing the ISO's derivative.toml".into(),
+        stderr: e.to_string(),
+    })?;
+    let info_path = iso.join(super::kind::ISO_INFO_PATH.trim_start_matches('/'));
+    mkdirs(info_path.parent().expect("a file in a folder"))?;
+    write(&info_path, info_text.as_bytes(), 0o644)?;
     let staged = work.join("derivative.iso");
     tracing::info!("making the hybrid ISO");
     run(Command::new("xorriso")

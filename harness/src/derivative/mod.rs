@@ -32,6 +32,8 @@ pub mod apt;
 pub mod customization;
 mod image;
 pub mod inspect;
+pub mod kind;
+pub mod online;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,6 +42,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 pub use customization::Customization;
+pub use kind::Kind;
 
 /// Where the harness writes its private Tor network's torrc lines
 /// (DirAuthority, TestingTorNetwork, ...) through the guest agent before

@@ -10,6 +10,15 @@
 //! The tap must be started with `vnet_hdr=off`: with a vnet header each
 //! dumped frame starts with 12 bytes of virtio-net header and reads as
 //! garbage (see GUEST-NOTES.md).
+//!
+//! A capture that must hold everything the guest ever sent starts on
+//! QEMU's command line ([`Capture::on_command_line`]): QEMU creates the
+//! filter right after the netdev, before the first guest instruction runs,
+//! so the boot (or the first instant after a restored checkpoint) is in the
+//! file. [`Capture::verify`] then asks QEMU that the filter is there, on
+//! the right netdev and switched on: a file that merely exists proves
+//! nothing about what it should hold. filter-dump writes each frame with
+//! one `writev`, unbuffered, so the file can be read while it grows.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -58,6 +67,13 @@ pub enum CaptureError {
     },
     #[error("capture {path} was stopped but expected a pcap file there, found {seen}")]
     NoFile { path: PathBuf, seen: String },
+    #[error("capture {id} into {path}: expected QEMU's filter-dump on netdev {netdev}, switched on; QEMU says {seen}")]
+    NotAttached {
+        id: String,
+        netdev: String,
+        path: PathBuf,
+        seen: String,
+    },
 }
 
 /// A running capture. Stop it with [`Capture::stop`]: it needs QMP, so a
@@ -88,6 +104,66 @@ impl Capture {
                 file: path.display().to_string(),
             },
         })
+    }
+
+    /// A capture QEMU starts with the VM: the `-object` arguments to put
+    /// on its command line (after the `-netdev`), and the capture they
+    /// start. `path` must be absolute.
+    pub fn on_command_line(
+        netdev: &str,
+        path: &Path,
+    ) -> Result<(Capture, Vec<String>), CaptureError> {
+        if !path.is_absolute() {
+            return Err(CaptureError::RelativePath { path: path.into() });
+        }
+        let id = format!("tailor-dump-{}", SEQ.fetch_add(1, Ordering::Relaxed));
+        // QEMU's option syntax: a comma inside a value is written twice.
+        let file = path.display().to_string().replace(',', ",,");
+        let args = vec![
+            "-object".to_owned(),
+            format!("filter-dump,id={id},netdev={netdev},queue=all,file={file}"),
+        ];
+        let capture = Capture {
+            id,
+            netdev: netdev.into(),
+            path: path.into(),
+        };
+        Ok((capture, args))
+    }
+
+    /// Ask QEMU that this capture's filter exists, is attached to its
+    /// netdev and is on, and that its file has a pcap header.
+    pub async fn verify<Q: QmpExec>(&self, qmp: &Q) -> Result<(), CaptureError> {
+        let object = format!("/objects/{}", self.id);
+        let property = |name: &str| qmp::qom_get {
+            path: object.clone(),
+            property: name.into(),
+        };
+        let not_attached = |seen: String| CaptureError::NotAttached {
+            id: self.id.clone(),
+            netdev: self.netdev.clone(),
+            path: self.path.clone(),
+            seen,
+        };
+        let netdev = qmp
+            .execute_command(property("netdev"))
+            .await
+            .map_err(|e| not_attached(e.to_string()))?;
+        let status = qmp
+            .execute_command(property("status"))
+            .await
+            .map_err(|e| not_attached(e.to_string()))?;
+        if netdev.as_str() != Some(self.netdev.as_str()) || status.as_str() != Some("on") {
+            return Err(not_attached(format!("netdev {netdev}, status {status}")));
+        }
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.len() >= 24 => Ok(()),
+            Ok(m) => Err(not_attached(format!(
+                "a file of {} bytes (no pcap header yet)",
+                m.len()
+            ))),
+            Err(e) => Err(not_attached(format!("no file: {e}"))),
+        }
     }
 
     /// The QMP command that stops capture `id` (QEMU closes the file).

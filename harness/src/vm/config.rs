@@ -7,6 +7,7 @@
 //! cpus = 2
 //! accelerator = "auto"        # auto | kvm | tcg
 //! firmware = "bios"           # bios (SeaBIOS) | uefi (OVMF, Debian's `ovmf`)
+//! kind = "tor"                # tor | bridges | vpn, when the ISO cannot say (optional)
 //!
 //! [boot]
 //! iso = "../.cache/derivative/reference.iso"   # a CD (read-only)
@@ -277,6 +278,9 @@ pub struct RawVmConfig {
     pub agent: AgentSection,
     /// The QEMU binary; default `qemu-system-x86_64` from PATH.
     pub qemu: Option<String>,
+    /// The kind of derivative it boots (tor, bridges, vpn), when the ISO
+    /// cannot say (see `harness::derivative::kind`).
+    pub kind: Option<crate::derivative::Kind>,
 }
 
 /// What the VM boots from.
@@ -386,6 +390,8 @@ pub struct VmConfig {
     pub boot_menu: BootMenu,
     pub agent: AgentConfig,
     pub qemu: String,
+    /// The kind of derivative, if the vm-config says.
+    pub kind: Option<crate::derivative::Kind>,
     /// Where the config came from (for messages).
     pub source: PathBuf,
 }
@@ -648,6 +654,7 @@ impl RawVmConfig {
             boot_menu,
             agent,
             qemu: self.qemu.unwrap_or_else(|| "qemu-system-x86_64".into()),
+            kind: self.kind,
             source: path.to_owned(),
         })
     }

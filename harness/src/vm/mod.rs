@@ -31,6 +31,7 @@ pub use accel::Accelerator;
 pub use config::{AgentKind, BootMedium, ConfigError, Firmware, Network, VmConfig};
 
 use crate::input::{self, InputError, TypingRate};
+use crate::net::capture::Capture;
 use crate::process::{self, ChildGuard, Spec};
 use crate::qmp::Qmp;
 use crate::wait::{self, scaled, Check, Timeout};
@@ -96,6 +97,11 @@ pub enum VmError {
     },
     #[error("{timeout}")]
     Screen { timeout: Timeout },
+    #[error(transparent)]
+    Capture {
+        #[from]
+        source: crate::net::capture::CaptureError,
+    },
     #[error("checkpoint `{name}`: {action} failed: {detail}")]
     Checkpoint {
         name: String,
@@ -132,6 +138,10 @@ pub struct VmOptions {
     /// Where QEMU appends what the guest streams on its journal port (a
     /// scenario's artifacts); `None`: `journal.log` in the VM's scratch.
     pub guest_journal: Option<PathBuf>,
+    /// Capture the NIC's traffic into this pcap (an absolute path) from
+    /// the first instruction on: QEMU starts the capture itself, before
+    /// the guest runs (see [`crate::net::capture`]).
+    pub capture: Option<PathBuf>,
 }
 
 const SCRATCH_PREFIX: &str = "tailor-vm-";
@@ -175,6 +185,8 @@ pub struct Vm {
     typing: TypingRate,
     paths: VmPaths,
     screen_size: (u32, u32),
+    /// The capture QEMU started with the VM ([`VmOptions::capture`]).
+    capture: Option<Capture>,
     _scratch: tempfile::TempDir,
     _screen_scratch: Option<tempfile::TempDir>,
 }
@@ -244,10 +256,10 @@ impl Vm {
             })?;
         // Screendumps go to tmpfs when there is one: they are written and
         // read back many times a second while waiting for the screen.
-        let screen_scratch = tempfile::Builder::new()
-            .prefix("tailor-screen-")
-            .tempdir_in("/dev/shm")
-            .ok();
+        // Named after this process, so the next run reaps what a SIGKILL
+        // left behind.
+        let screen_scratch =
+            crate::leftovers::tempdir_in(Path::new("/dev/shm"), "tailor-screen-", "").ok();
         let dir = scratch.path().to_owned();
         let screendump = screen_scratch
             .as_ref()
@@ -265,6 +277,26 @@ impl Vm {
         }
 
         let mut args = command_line(config, &medium, accel, &paths, &options)?;
+        let capture = match &options.capture {
+            Some(path) if config.nic_model.is_some() && config.network != Network::None => {
+                let (capture, capture_args) = Capture::on_command_line(NETDEV_ID, path)
+                    .map_err(|source| VmError::Capture { source })?;
+                args.extend(capture_args);
+                Some(capture)
+            }
+            Some(path) => {
+                return Err(ConfigError::Invalid {
+                    path: config.source.clone(),
+                    field: "nic",
+                    problem: format!(
+                        "a capture into {} was asked for, but the VM has no network",
+                        path.display()
+                    ),
+                }
+                .into())
+            }
+            None => None,
+        };
         args.extend(options.extra_args.iter().cloned());
         let mut spec = Spec::new(&config.qemu).args(args).log(&paths.qemu_log);
         if config.network == Network::Lab {
@@ -303,6 +335,13 @@ impl Vm {
             qemu = qmp.qemu_version(),
             "QMP ready; accelerator confirmed by query-kvm"
         );
+        if let Some(capture) = &capture {
+            capture
+                .verify(&qmp)
+                .await
+                .map_err(|source| VmError::Capture { source })?;
+            tracing::info!(path = %capture.path().display(), "capturing from the first instruction");
+        }
         Ok(Vm {
             qmp,
             child,
@@ -311,6 +350,7 @@ impl Vm {
             typing: options.typing,
             paths,
             screen_size: (config.width, config.height),
+            capture,
             _scratch: scratch,
             _screen_scratch: screen_scratch,
         })
@@ -318,6 +358,37 @@ impl Vm {
 
     pub fn qmp(&self) -> &Qmp {
         &self.qmp
+    }
+
+    /// The capture QEMU started with this VM, if any.
+    pub fn capture(&self) -> Option<&Capture> {
+        self.capture.as_ref()
+    }
+
+    /// Stop the capture QEMU started with this VM (QEMU closes the file)
+    /// and return its path. Frames the guest sends later are not recorded.
+    pub async fn stop_capture(&mut self) -> Result<Option<PathBuf>, VmError> {
+        match self.capture.take() {
+            Some(capture) => Ok(Some(
+                capture
+                    .stop(&self.qmp)
+                    .await
+                    .map_err(|source| VmError::Capture { source })?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Freeze the guest's CPUs (QMP `stop`): it sends nothing more.
+    pub async fn pause(&mut self) -> Result<(), VmError> {
+        self.execute(qmp::stop {}).await?;
+        Ok(())
+    }
+
+    /// Let a paused guest run again (QMP `cont`).
+    pub async fn resume(&mut self) -> Result<(), VmError> {
+        self.execute(qmp::cont {}).await?;
+        Ok(())
     }
 
     pub fn config(&self) -> &VmConfig {
