@@ -10,7 +10,9 @@ Feature: Booting the derivative as a person boots it
   The reference ISO shows a boot menu with a short countdown, isolinux's
   under BIOS and GRUB's under UEFI. Kernel options typed at the menu reach
   the kernel. The same image boots from a CD and from a USB stick, and
-  streams its logs to the host from the start.
+  streams its logs to the host from the start. CI leaves the boot menu
+  scenarios to the nightly run: every lab scenario already types its
+  options at the isolinux menu, for Tails' remote shell.
 
   @lab
   Scenario: Nothing leaves from power-on to the greeter, and the real MAC never appears
@@ -22,7 +24,7 @@ Feature: Booting the derivative as a person boots it
     Then the guest is online within 180 seconds
     And the guest's MAC address was spoofed
 
-  @boot-menu @derivative
+  @boot-menu @derivative @full-matrix
   Scenario: Kernel options typed at the BIOS boot menu reach the kernel
     Given the computer boots from "derivative" with the kernel options "tailor_typed=isolinux"
     Then the serial console shows "tailor-greeter: welcome screen shown" within 120 seconds
@@ -31,7 +33,7 @@ Feature: Booting the derivative as a person boots it
     When I run "test -d /sys/firmware/efi" in the guest
     Then the command fails
 
-  @boot-menu @uefi @derivative
+  @boot-menu @uefi @derivative @full-matrix
   Scenario: Kernel options typed at the UEFI boot menu reach the kernel
     Given the computer boots from "derivative-uefi" with the kernel options "tailor_typed=grub"
     Then the serial console shows "tailor-greeter: welcome screen shown" within 240 seconds
@@ -40,7 +42,7 @@ Feature: Booting the derivative as a person boots it
     When I run "test -d /sys/firmware/efi" in the guest
     Then the command succeeds
 
-  @boot-menu @usb @derivative
+  @boot-menu @usb @derivative @full-matrix
   Scenario: A USB stick boots, and the remote shell holds the boot until the harness is ready
     Given the computer boots from "derivative-usb" with the kernel options "autotest_wait_for_remote_shell"
     Then the serial console shows "tailor-init: waiting for the test suite's signal_ready" within 120 seconds
