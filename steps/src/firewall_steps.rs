@@ -120,12 +120,11 @@ async fn reconnect(world: &mut TailorWorld, out_for: Duration) -> anyhow::Result
     wait_carrier(world, false).await?;
     // The cable stays out: this pause is the point, not a wait for a state.
     tokio::time::sleep(out_for).await;
-    // filter-dump stamps frames with the host's clock.
-    let replugged = harness::net::analysis::Timestamp::from_nanos(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos() as i128,
-    );
+    // Nothing passes while the cable is out, so the capture's last frame
+    // now comes before anything after the replug. (Its clock is not the
+    // host's: QEMU stamps frames with the capture's start plus the VM's
+    // virtual clock, which a restored checkpoint carries over.)
+    let unplugged = world.analysed_capture()?.last.unwrap_or_default();
     world.vm()?.set_link(true).await?;
     wait_carrier(world, true).await?;
     world.network_used();
@@ -135,7 +134,7 @@ async fn reconnect(world: &mut TailorWorld, out_for: Duration) -> anyhow::Result
         .ok_or_else(|| {
             anyhow::anyhow!("the computer is not on the lab network: cannot see it reconnect")
         })?;
-    let policy = crate::lab_steps::policy().await?;
+    let policy = crate::lab_steps::policy(world).await?;
     wait::wait_until::<_, std::convert::Infallible, _, _>(
         "the guest to redo DHCP after the cable came back (a request from it and the lab's answer, in its capture)",
         wait::scaled(Duration::from_secs(60)),
@@ -145,7 +144,7 @@ async fn reconnect(world: &mut TailorWorld, out_for: Duration) -> anyhow::Result
             let policy = policy.clone();
             async move {
                 match harness::net::analysis::analyse_path(&capture) {
-                    Ok(a) => match dhcp_exchange_since(&policy, &a, replugged) {
+                    Ok(a) => match dhcp_exchange_after(&policy, &a, unplugged) {
                         true => Check::Ready(()),
                         false => Check::NotYet("no DHCP exchange since the replug yet".into()),
                     },
@@ -158,9 +157,9 @@ async fn reconnect(world: &mut TailorWorld, out_for: Duration) -> anyhow::Result
     Ok(())
 }
 
-/// Whether the guest sent a DHCP request at or after `since` and the lab
+/// Whether the guest sent a DHCP request after `since` and the lab
 /// answered it after that.
-fn dhcp_exchange_since(
+fn dhcp_exchange_after(
     policy: &harness::net::policy::Policy,
     analysis: &harness::net::analysis::Analysis,
     since: harness::net::analysis::Timestamp,
@@ -177,7 +176,7 @@ fn dhcp_exchange_since(
         .flows
         .iter()
         .filter(from_guest)
-        .filter(|f| dhcp(f, 68, 67) && f.last >= since)
+        .filter(|f| dhcp(f, 68, 67) && f.last > since)
         .map(|f| f.last)
         .min()
     else {

@@ -253,7 +253,7 @@ async fn freeze(world: &mut TailorWorld) -> anyhow::Result<()> {
 /// Judge every capture of the scenario; file each verdict for the report
 /// and beside the captures. Returns the judged captures.
 async fn judge_all(world: &mut TailorWorld) -> anyhow::Result<Vec<Judged>> {
-    let policy = crate::lab_steps::policy().await?;
+    let policy = crate::lab_steps::policy(world).await?;
     let mut judged = Vec::new();
     for (n, capture) in world.captures.iter().enumerate() {
         let j = judge_capture(&policy, capture)?;

@@ -6,6 +6,8 @@
 //! - [`vm_steps`]: boot, keyboard, mouse, screen, serial, checkpoints.
 //! - [`guest_steps`]: commands in the guest through its agent.
 //! - [`lab_steps`]: the lab, its Tor network and web server, traffic checks.
+//! - [`bridge_steps`]: bridges derivatives: the lab's bridges, the
+//!   greeter's question, the censored lab, only-the-bridges checks.
 //! - [`firewall_steps`]: the derivative's firewall rules and counters, and
 //!   network reconnects.
 //!
@@ -13,6 +15,7 @@
 //! screenshot after each step), steps file what they saw with [`evidence`],
 //! and [`html`] writes `artifacts/<run>/index.html` from both.
 
+pub mod bridge_steps;
 pub mod checkpoints;
 pub mod evidence;
 pub mod firewall_steps;

@@ -17,12 +17,12 @@
 //! turns a failed verdict into an error so a step cannot report a leak as a
 //! pass.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use super::analysis::{Analysis, Flow, FlowKey, Host, MacAddr, MacSeen, Protocol};
+use super::analysis::{Analysis, Flow, FlowKey, Host, MacAddr, MacSeen, Protocol, Timestamp};
 
 /// Errors reading an allow-list.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +48,11 @@ pub struct Policy {
     /// are taken as the guest's. MACs that send from the DHCP server's or an
     /// allowed endpoint's address are counted as the lab's without listing.
     pub lab_macs: BTreeSet<MacAddr>,
+    /// Endpoints allowed only until a moment: a flow to one is allowed when
+    /// its last packet came no later. A person who tried to connect to Tor
+    /// directly and then chose bridges: the relays until the switch, never
+    /// after it.
+    pub allowed_until: BTreeMap<SocketAddr, Timestamp>,
 }
 
 /// How a policy sees one flow.
@@ -259,6 +264,7 @@ impl Policy {
             allowed: allowed.into_iter().collect(),
             dhcp_server,
             lab_macs: BTreeSet::new(),
+            allowed_until: BTreeMap::new(),
         }
     }
 
@@ -313,6 +319,23 @@ impl Policy {
         Class::Leak
     }
 
+    /// [`Policy::classify`], and a flow to an endpoint allowed until a
+    /// moment ([`Policy::allowed_until`]) that ended by then is allowed.
+    pub fn classify_flow(&self, flow: &Flow) -> Class {
+        let class = self.classify(&flow.key);
+        if class != Class::Leak || !matches!(flow.key.protocol, Protocol::Tcp | Protocol::Udp) {
+            return class;
+        }
+        let until = |host: &Host, port: Option<u16>| match (host, port) {
+            (Host::Ip(ip), Some(port)) => self.allowed_until.get(&SocketAddr::new(*ip, port)),
+            _ => None,
+        };
+        match until(&flow.key.dst, flow.key.dst_port).or(until(&flow.key.src, flow.key.src_port)) {
+            Some(deadline) if flow.last <= *deadline => Class::Allowed,
+            _ => class,
+        }
+    }
+
     fn is_dhcp(&self, key: &FlowKey) -> bool {
         if key.protocol != Protocol::Udp {
             return false;
@@ -344,7 +367,7 @@ impl Policy {
         for flow in &analysis.flows {
             // The lab's own frames (its bridge's IPv6 housekeeping, its
             // advertisements) are reported as the lab's, not the guest's.
-            let class = match self.classify(&flow.key) {
+            let class = match self.classify_flow(flow) {
                 Class::Leak | Class::Ipv6Autoconf
                     if flow.src_mac.is_some_and(|m| lab.contains(&m)) =>
                 {
@@ -759,6 +782,24 @@ mod tests {
             guest().ping(GUEST.parse().unwrap(), LAB.parse().unwrap()),
         ));
         assert!(!policy().only_tor(&analyse(&frames)).passed());
+    }
+
+    #[test]
+    fn an_endpoint_allowed_until_a_moment_is_a_leak_after_it() {
+        let relay = (ip(LAB), 5003);
+        let mut frames = clean();
+        frames.push((at(100), guest().tcp_syn((ip(GUEST), 42_000), relay)));
+        frames.push((at(200), guest().tcp_syn((ip(GUEST), 42_000), relay)));
+        let a = analyse(&frames);
+        let mut p = policy();
+        assert!(!p.only_tor(&a).passed(), "not allowed at all");
+        p.allowed_until
+            .insert(SocketAddr::new(relay.0, relay.1), at(200));
+        assert!(p.only_tor(&a).passed(), "allowed until its last packet");
+        p.allowed_until
+            .insert(SocketAddr::new(relay.0, relay.1), at(150));
+        let v = p.only_tor(&a);
+        assert_eq!(v.offences.len(), 1, "a packet after the moment: {v}");
     }
 
     #[test]
