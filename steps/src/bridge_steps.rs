@@ -55,7 +55,7 @@ pub struct Direct {
 }
 
 /// A scenario's bridges; see the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BridgeState {
     /// Lab lines written in place of the derivative's default bridges.
     pub default: Option<Vec<BridgeLine>>,
@@ -115,6 +115,34 @@ impl BridgeState {
     ) -> Policy {
         self.policy_for(self.in_use(), relays, lab)
     }
+}
+
+/// The bridges given to the guests of saved checkpoints, by checkpoint: a
+/// guest restored from one holds them (in its files, in its tor).
+static AT_CHECKPOINT: std::sync::Mutex<Vec<(String, BridgeState)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Remember what `world`'s guest was given when checkpoint `name` was saved.
+pub fn checkpoint_saved(world: &TailorWorld, name: &str) {
+    let mut saved = AT_CHECKPOINT.lock().unwrap_or_else(|e| e.into_inner());
+    saved.retain(|(n, _)| n != name);
+    saved.push((name.to_owned(), world.bridges.clone()));
+}
+
+/// A guest restored from checkpoint `name` has what it had when saved.
+pub fn checkpoint_restored(world: &mut TailorWorld, name: &str) {
+    let saved = AT_CHECKPOINT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, state)) = saved.iter().find(|(n, _)| n == name) {
+        world.bridges = state.clone();
+    }
+}
+
+/// Forget every checkpoint's bridges (the run's checkpoints are gone).
+pub fn forget_checkpoints() {
+    AT_CHECKPOINT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
 }
 
 /// Bridge lines of a list file: skip blank lines and comments.

@@ -30,14 +30,12 @@ pub struct Recipe {
     pub config: &'static str,
     pub parent: Option<&'static str>,
     pub steps: RecipeSteps,
-    /// Whether a later scenario may start from the saved state. Not for
-    /// states with live connections to the lab: a restored guest's tor
-    /// holds TLS connections the relays closed minutes ago, and a fetch
-    /// through it timed out; such a checkpoint is reached again from its
-    /// (restorable) parent each time.
+    /// Whether a later scenario may start from the saved state (else it
+    /// is reached again from its parent each time).
     pub reusable: bool,
     /// The guest is on the network in this state: a VM restored from it
-    /// must show its traffic.
+    /// must show its traffic, and is brought back online first (its
+    /// connections to the lab are stale: see `lab_steps::refresh_online`).
     pub online: bool,
 }
 
@@ -82,7 +80,7 @@ pub fn recipes() -> Vec<Recipe> {
             name: "tor-ready",
             config: "derivative-lab",
             parent: Some("lab-greeter"),
-            reusable: false,
+            reusable: true,
             online: true,
             steps: |world| {
                 async move {
@@ -162,6 +160,7 @@ fn mark_saved(config: &str, name: &str) {
 /// Forget every checkpoint and remove their files (end of a run).
 pub fn clear() {
     STORE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    crate::bridge_steps::forget_checkpoints();
 }
 
 fn remove_orphans(dir: &Path) {
@@ -237,9 +236,6 @@ pub fn reach<'a>(
                 ..Default::default()
             };
             world.start_vm(&config, options).await?;
-            if recipe.online {
-                world.network_used();
-            }
             if recipe.config.starts_with("derivative") {
                 // The restored guest's clock is as old as the checkpoint;
                 // Tor refuses a consensus from its "future".
@@ -248,6 +244,13 @@ pub fn reach<'a>(
                     .wait_ready(harness::wait::scaled(Duration::from_secs(30)))
                     .await?;
                 guest.sync_clock().await?;
+            }
+            // What the guest was given before the state was saved (its
+            // bridges) holds for the restored guest too.
+            crate::bridge_steps::checkpoint_restored(world, name);
+            if recipe.online {
+                world.network_used();
+                crate::lab_steps::refresh_online(world).await?;
             }
             return Ok(());
         }
@@ -265,6 +268,7 @@ pub fn reach<'a>(
         if recipe.reusable {
             world.vm()?.save_checkpoint(name).await?;
             mark_saved(recipe.config, name);
+            crate::bridge_steps::checkpoint_saved(world, name);
             keep_boot_capture(world, name);
         }
         Ok(())

@@ -6,6 +6,9 @@
 //! - [`capture`]: one pcap per scenario through QEMU's `filter-dump` on the
 //!   guest's netdev, added and removed over QMP.
 //! - [`analysis`]: flows, protocols, source MACs and DNS names of a capture.
+//! - [`fingerprint`]: what an observer on the LAN sees of the guest (DHCP,
+//!   IP and TCP habits, TLS ClientHellos, MAC policy, protocols), and how
+//!   two such fingerprints differ.
 //! - [`policy`]: what the guest may send, and a [`policy::Verdict`] per
 //!   check (only Tor, no DNS, no IPv6, MAC spoofed).
 //! - [`synth`]: captures written by code, for tests, fuzzing and benchmarks.
@@ -29,6 +32,7 @@
 //! ```
 pub mod analysis;
 pub mod capture;
+pub mod fingerprint;
 pub mod lab;
 pub mod policy;
 pub mod synth;

@@ -318,3 +318,260 @@ pub fn capture(format: Format, frames: &[(Timestamp, Vec<u8>)]) -> Vec<u8> {
     }
     w.into_inner()
 }
+
+/// IPv4 header fields a fingerprint looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Fields {
+    pub ttl: u8,
+    pub identification: u16,
+    pub dont_fragment: bool,
+    /// DSCP and ECN as one byte.
+    pub tos: u8,
+}
+
+impl Default for Ipv4Fields {
+    /// Linux's defaults for a TCP packet: TTL 64, DF set.
+    fn default() -> Self {
+        Ipv4Fields {
+            ttl: 64,
+            identification: 0,
+            dont_fragment: true,
+            tos: 0,
+        }
+    }
+}
+
+/// TCP header fields a fingerprint looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpFields {
+    pub seq: u32,
+    pub syn: bool,
+    pub ack: bool,
+    pub window: u16,
+    /// Raw options, padded by the builder to a multiple of 4 with EOL.
+    pub options: Vec<u8>,
+}
+
+/// The options of a Linux SYN: MSS 1460, SACK permitted, timestamps, NOP,
+/// window scale 7 (`mss,sok,ts,nop,ws`).
+pub fn linux_syn_options() -> Vec<u8> {
+    let mut o = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
+    o.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    o.extend_from_slice(&[0, 0, 0, 0, 1, 3, 3, 7]);
+    o
+}
+
+impl Station {
+    /// An IPv4 packet carrying `payload` of IP protocol `protocol`, with
+    /// the given header fields, to `dst_mac`.
+    pub fn ipv4_raw(
+        &self,
+        dst_mac: MacAddr,
+        ip: Ipv4Fields,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut header = etherparse::Ipv4Header::new(
+            payload.len() as u16,
+            ip.ttl,
+            etherparse::IpNumber(protocol),
+            src.octets(),
+            dst.octets(),
+        )
+        .expect("payload below 64 KiB");
+        header.identification = ip.identification;
+        header.dont_fragment = ip.dont_fragment;
+        header.dscp = etherparse::IpDscp::try_new(ip.tos >> 2).expect("6 bits");
+        header.ecn = etherparse::IpEcn::try_new(ip.tos & 3).expect("2 bits");
+        header.header_checksum = header.calc_header_checksum();
+        let mut frame = Vec::new();
+        etherparse::Ethernet2Header {
+            source: self.mac.0,
+            destination: dst_mac.0,
+            ether_type: etherparse::EtherType::IPV4,
+        }
+        .write(&mut frame)
+        .expect("write to Vec");
+        header.write(&mut frame).expect("write to Vec");
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    /// A TCP segment over IPv4 with the given IP and TCP fields.
+    pub fn ipv4_tcp(
+        &self,
+        ip: Ipv4Fields,
+        src: (Ipv4Addr, u16),
+        dst: (Ipv4Addr, u16),
+        tcp: &TcpFields,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut header = etherparse::TcpHeader::new(src.1, dst.1, tcp.seq, tcp.window);
+        header.syn = tcp.syn;
+        header.ack = tcp.ack;
+        header
+            .set_options_raw(&tcp.options)
+            .expect("TCP options up to 40 bytes");
+        header.checksum = header
+            .calc_checksum_ipv4_raw(src.0.octets(), dst.0.octets(), payload)
+            .expect("segment below 64 KiB");
+        let mut segment = header.to_bytes().to_vec();
+        segment.extend_from_slice(payload);
+        self.ipv4_raw(self.gateway_mac, ip, src.0, dst.0, 6, &segment)
+    }
+
+    /// A UDP datagram over IPv4 with the given IP fields, to `dst_mac`.
+    pub fn ipv4_udp(
+        &self,
+        dst_mac: MacAddr,
+        ip: Ipv4Fields,
+        src: (Ipv4Addr, u16),
+        dst: (Ipv4Addr, u16),
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let header = etherparse::UdpHeader::with_ipv4_checksum(
+            src.1,
+            dst.1,
+            &etherparse::Ipv4Header::new(
+                (8 + payload.len()) as u16,
+                ip.ttl,
+                etherparse::IpNumber::UDP,
+                src.0.octets(),
+                dst.0.octets(),
+            )
+            .expect("payload below 64 KiB"),
+            payload,
+        )
+        .expect("payload below 64 KiB");
+        let mut datagram = header.to_bytes().to_vec();
+        datagram.extend_from_slice(payload);
+        self.ipv4_raw(dst_mac, ip, src.0, dst.0, 17, &datagram)
+    }
+
+    /// A DHCP client message from `ciaddr`:68 (0.0.0.0 before a lease) to
+    /// `server`:67 (broadcast when `None`) with `options` in this order;
+    /// option 53 (message type) is not added for you. TTL 64, IP ID 0, no
+    /// DF, as busybox's udhcpc sends them.
+    pub fn dhcp_client(
+        &self,
+        ciaddr: Ipv4Addr,
+        server: Option<Ipv4Addr>,
+        options: &[(u8, &[u8])],
+    ) -> Vec<u8> {
+        let mut bootp = vec![0u8; 236];
+        bootp[0] = 1; // BOOTREQUEST
+        bootp[1] = 1; // Ethernet
+        bootp[2] = 6;
+        bootp[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+        bootp[12..16].copy_from_slice(&ciaddr.octets());
+        bootp[28..34].copy_from_slice(&self.mac.0);
+        bootp.extend_from_slice(&[99, 130, 83, 99]);
+        for (code, value) in options {
+            bootp.push(*code);
+            bootp.push(value.len() as u8);
+            bootp.extend_from_slice(value);
+        }
+        bootp.push(255);
+        bootp.resize(bootp.len().max(300), 0);
+        let ip = Ipv4Fields {
+            dont_fragment: false,
+            ..Ipv4Fields::default()
+        };
+        let (dst, dst_mac) = match server {
+            Some(server) => (server, self.gateway_mac),
+            None => (Ipv4Addr::BROADCAST, MacAddr([0xff; 6])),
+        };
+        self.ipv4_udp(dst_mac, ip, (ciaddr, 68), (dst, 67), &bootp)
+    }
+
+    /// An ARP packet: `operation` 1 (request) or 2 (reply).
+    pub fn arp(&self, operation: u16, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        let arp = etherparse::ArpPacket::new(
+            etherparse::ArpHardwareId::ETHERNET,
+            etherparse::EtherType::IPV4,
+            etherparse::ArpOperation(operation),
+            &self.mac.0,
+            &sender.octets(),
+            &[0; 6],
+            &target.octets(),
+        )
+        .expect("ethernet/IPv4 ARP sizes");
+        let b = PacketBuilder::ethernet2(self.mac.0, [0xff; 6]).arp(arp);
+        build(|out| b.write(out))
+    }
+}
+
+/// A TLS record holding a ClientHello with these cipher suites and
+/// extensions (type, body), in order. Random and session id are fixed.
+pub fn tls_client_hello(ciphers: &[u16], extensions: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[0x42; 32]);
+    body.push(32);
+    body.extend_from_slice(&[0x17; 32]);
+    body.extend_from_slice(&((ciphers.len() * 2) as u16).to_be_bytes());
+    for c in ciphers {
+        body.extend_from_slice(&c.to_be_bytes());
+    }
+    body.extend_from_slice(&[1, 0]);
+    let mut exts = Vec::new();
+    for (kind, data) in extensions {
+        exts.extend_from_slice(&kind.to_be_bytes());
+        exts.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        exts.extend_from_slice(data);
+    }
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend_from_slice(&exts);
+    let mut handshake = vec![1];
+    handshake.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    handshake.extend_from_slice(&body);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
+}
+
+/// Extension bodies for [`tls_client_hello`].
+pub mod tls_ext {
+    /// server_name (type 0) for `host`.
+    pub fn server_name(host: &str) -> (u16, Vec<u8>) {
+        let mut entry = vec![0];
+        entry.extend_from_slice(&(host.len() as u16).to_be_bytes());
+        entry.extend_from_slice(host.as_bytes());
+        let mut body = (entry.len() as u16).to_be_bytes().to_vec();
+        body.extend_from_slice(&entry);
+        (0, body)
+    }
+
+    /// A list of 16-bit values with a 16-bit length: supported_groups
+    /// (10), signature_algorithms (13).
+    pub fn u16_list(kind: u16, values: &[u16]) -> (u16, Vec<u8>) {
+        let mut body = ((values.len() * 2) as u16).to_be_bytes().to_vec();
+        for v in values {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        (kind, body)
+    }
+
+    /// supported_versions (43) as a client sends it (8-bit length).
+    pub fn supported_versions(versions: &[u16]) -> (u16, Vec<u8>) {
+        let mut body = vec![(versions.len() * 2) as u8];
+        for v in versions {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        (43, body)
+    }
+
+    /// ec_point_formats (11).
+    pub fn ec_point_formats(formats: &[u8]) -> (u16, Vec<u8>) {
+        let mut body = vec![formats.len() as u8];
+        body.extend_from_slice(formats);
+        (11, body)
+    }
+
+    /// An extension with an empty body (e.g. 23 extended master secret).
+    pub fn empty(kind: u16) -> (u16, Vec<u8>) {
+        (kind, Vec::new())
+    }
+}

@@ -31,7 +31,7 @@ use nix::unistd::Pid;
 
 use super::bridge_line::BridgeLine;
 use super::{last_bootstrap, make_keys, set_private, DirAuthority, Error, Network, Node, Role};
-use crate::process::{self, ChildGuard, Spec};
+use crate::process::{self, ChildGuard, Namespace, Spec};
 use crate::wait::{self, Check};
 
 /// Where Debian installs the obfs4 transport, on the host and in the
@@ -59,8 +59,8 @@ pub struct BridgeSpec {
 /// The lab's bridges.
 #[derive(Debug, Clone)]
 pub struct BridgesSpec {
-    /// The lab namespace (as for [`super::NetworkSpec::netns`]).
-    pub netns: PathBuf,
+    /// How the bridges enter the lab (as [`super::NetworkSpec::namespace`]).
+    pub namespace: Namespace,
     /// Where each bridge's torrc, data and log go; must be new or empty.
     pub run_dir: PathBuf,
     pub bridges: Vec<BridgeSpec>,
@@ -74,14 +74,14 @@ pub struct BridgesSpec {
 impl BridgesSpec {
     /// One vanilla bridge and two obfs4 bridges (ports 6000-6002, obfs4
     /// on 6101 and 6102).
-    pub fn new(netns: impl Into<PathBuf>, run_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(namespace: impl Into<Namespace>, run_dir: impl Into<PathBuf>) -> Self {
         let bridge = |nickname: &str, or_port, kind| BridgeSpec {
             nickname: nickname.into(),
             or_port,
             kind,
         };
         BridgesSpec {
-            netns: netns.into(),
+            namespace: namespace.into(),
             run_dir: run_dir.into(),
             bridges: vec![
                 bridge("bridge0", 6000, BridgeKind::Vanilla),
@@ -220,12 +220,13 @@ impl Bridges {
             .map_err(Error::io("write", &torrc))?;
             let log = dir.join("tor.log");
             let guard = process::spawn(
-                Spec::new("tor")
-                    .arg("-f")
-                    .arg(&torrc)
-                    .args(["--defaults-torrc", "/nonexistent"])
-                    .netns(&spec.netns)
-                    .log(&log),
+                spec.namespace.apply(
+                    Spec::new("tor")
+                        .arg("-f")
+                        .arg(&torrc)
+                        .args(["--defaults-torrc", "/nonexistent"])
+                        .log(&log),
+                ),
             )
             .map_err(|source| Error::Spawn {
                 nickname: b.nickname.clone(),
@@ -514,7 +515,7 @@ mod tests {
 
     #[test]
     fn default_bridges_are_one_vanilla_and_two_obfs4_on_their_own_ports() {
-        let spec = BridgesSpec::new("/run/netns/x", "/tmp/x");
+        let spec = BridgesSpec::new(Path::new("/run/netns/x"), "/tmp/x");
         let kinds: Vec<(&str, u16, BridgeKind)> = spec
             .bridges
             .iter()
@@ -535,7 +536,7 @@ mod tests {
 
     #[test]
     fn a_bridge_stays_out_of_the_consensus_and_serves_obfs4_when_asked() {
-        let spec = BridgesSpec::new("/n", "/r");
+        let spec = BridgesSpec::new(Path::new("/n"), "/r");
         let addr = Ipv4Addr::new(10, 203, 0, 1);
         let obfs4 = bridge_torrc(&spec.bridges[1], addr, Path::new("/d"), &auths());
         for want in [
