@@ -110,7 +110,7 @@ pub struct Limits {
 
 impl Limits {
     /// `TOR_SIGN_OF_LIFE` and `TOR_BOOTSTRAP_TIMEOUT` (seconds) from the
-    /// settings, last line wins; 30 s and 300 s without them.
+    /// settings, last line wins; 20 s and 300 s without them.
     pub fn from_settings() -> Limits {
         Self::parse(&std::fs::read_to_string(SETTINGS).unwrap_or_default())
     }
@@ -124,7 +124,7 @@ impl Limits {
                 .map(Duration::from_secs)
         };
         Limits {
-            sign_of_life: value("TOR_SIGN_OF_LIFE").unwrap_or(Duration::from_secs(30)),
+            sign_of_life: value("TOR_SIGN_OF_LIFE").unwrap_or(Duration::from_secs(20)),
             bootstrap: value("TOR_BOOTSTRAP_TIMEOUT").unwrap_or(Duration::from_secs(300)),
         }
     }
@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(l.bootstrap, Duration::from_secs(300));
         assert_eq!(
             Limits::parse("TOR_SIGN_OF_LIFE=x\n").sign_of_life,
-            Duration::from_secs(30)
+            Duration::from_secs(20)
         );
     }
 

@@ -642,9 +642,9 @@ fn main() -> std::process::ExitCode {
                 ready: false,
                 failure: connection::failure(
                     5,
-                    Duration::from_secs(30),
+                    Duration::from_secs(20),
                     connection::Limits {
-                        sign_of_life: Duration::from_secs(30),
+                        sign_of_life: Duration::from_secs(20),
                         bootstrap: Duration::from_secs(300),
                     },
                 ),
