@@ -464,7 +464,16 @@ async fn only_through(world: &mut TailorWorld, which: &str) -> anyhow::Result<()
     let policy = world
         .bridges
         .policy_for(&bridges, &relays, lab_steps::lab_policy);
-    lab_steps::judge_capture_with(world, &policy, Policy::only_tor)?;
+    let list: Vec<String> = bridges
+        .iter()
+        .map(|b| format!("{} ({})", b.addr, b.transport_name()))
+        .collect();
+    lab_steps::judge_capture_with(world, &policy, Policy::only_tor).map_err(|e| {
+        e.context(format!(
+            "expected the guest's traffic to go to the {which} bridges only: {}",
+            list.join(", ")
+        ))
+    })?;
     lab_steps::web_saw_only_exits().await
 }
 
