@@ -468,11 +468,12 @@ async fn only_through(world: &mut TailorWorld, which: &str) -> anyhow::Result<()
         .iter()
         .map(|b| format!("{} ({})", b.addr, b.transport_name()))
         .collect();
+    // The whole verdict stays in the message: it names the leaking flows.
     lab_steps::judge_capture_with(world, &policy, Policy::only_tor).map_err(|e| {
-        e.context(format!(
-            "expected the guest's traffic to go to the {which} bridges only: {}",
+        anyhow::anyhow!(
+            "expected the guest's traffic to go to the {which} bridges only ({}):\n{e:#}",
             list.join(", ")
-        ))
+        )
     })?;
     lab_steps::web_saw_only_exits().await
 }
