@@ -30,7 +30,7 @@ pub enum Command {
     /// Build the reference derivative ISO (optionally customized).
     BuildIso(build_iso::Args),
     /// Judge a packet capture: only Tor, no DNS, no IPv6, spoofed MAC.
-    /// Exits 1 on a leak, 2 if the capture cannot be read.
+    /// Exits 0 pass, 1 leak, 2 unreadable, 3 inconclusive, 4 damaged.
     PcapCheck(pcap_check::Args),
     /// What an observer on the LAN sees of the guest in a capture (TOML),
     /// or with --compare how it differs from a baseline. Exits 1 on a

@@ -30,7 +30,7 @@ use std::time::Duration;
 use cucumber::{given, then, when};
 use harness::derivative::{markers, GUEST_CONFIGURED_BRIDGES, GUEST_DEFAULT_BRIDGES};
 use harness::net::analysis::Timestamp;
-use harness::net::policy::Policy;
+use harness::net::policy::{Endpoint, Policy};
 use harness::tor::BridgeLine;
 
 use crate::lab_steps;
@@ -64,12 +64,14 @@ pub struct BridgeState {
     pub direct: Option<Direct>,
 }
 
-/// Where a client reaches a bridge: its ORPort for a vanilla bridge, its
-/// transport's port otherwise (both are the line's address).
-fn endpoint(line: &BridgeLine) -> Option<SocketAddrV4> {
-    match line.addr {
-        SocketAddr::V4(a) => Some(a),
-        SocketAddr::V6(_) => None,
+/// Where and how a client reaches a bridge: a vanilla bridge's ORPort is
+/// Tor (TCP that opens with TLS); a transport's port carries whatever the
+/// transport sends (obfs4's bytes look random), so any TCP.
+fn endpoint(line: &BridgeLine) -> Endpoint {
+    if line.is_vanilla() {
+        Endpoint::tor(line.addr)
+    } else {
+        Endpoint::tcp(line.addr)
     }
 }
 
@@ -90,16 +92,15 @@ impl BridgeState {
         &self,
         bridges: &[BridgeLine],
         relays: &[SocketAddrV4],
-        lab: impl Fn(Vec<SocketAddrV4>) -> Policy,
+        lab: impl Fn(Vec<Endpoint>) -> Policy,
     ) -> Policy {
-        let mut allowed: Vec<SocketAddrV4> = bridges.iter().filter_map(endpoint).collect();
+        let mut allowed: Vec<Endpoint> = bridges.iter().map(endpoint).collect();
+        let relays = relays.iter().map(|r| Endpoint::tor(SocketAddr::V4(*r)));
         match self.direct {
             Some(Direct { until: None }) => allowed.extend(relays),
             Some(Direct { until: Some(t) }) => {
                 let mut policy = lab(allowed);
-                for r in relays {
-                    policy.allowed_until.insert(SocketAddr::V4(*r), t);
-                }
+                policy.allowed_until.extend(relays.map(|r| (r, t)));
                 return policy;
             }
             None => {}
@@ -108,11 +109,7 @@ impl BridgeState {
     }
 
     /// [`BridgeState::policy_for`] the bridges in use.
-    pub fn policy(
-        &self,
-        relays: &[SocketAddrV4],
-        lab: impl Fn(Vec<SocketAddrV4>) -> Policy,
-    ) -> Policy {
+    pub fn policy(&self, relays: &[SocketAddrV4], lab: impl Fn(Vec<Endpoint>) -> Policy) -> Policy {
         self.policy_for(self.in_use(), relays, lab)
     }
 }
@@ -531,8 +528,7 @@ mod tests {
 
     #[test]
     fn the_policy_allows_the_bridges_in_use_and_relays_only_before_the_switch() {
-        let lab_policy =
-            |a: Vec<SocketAddrV4>| Policy::new(a.into_iter().map(SocketAddr::V4), None);
+        let lab_policy = |a: Vec<Endpoint>| Policy::with_endpoints(a, None);
         let relays = [
             "10.203.0.1:5000".parse().unwrap(),
             "10.203.0.1:5001".parse().unwrap(),
@@ -543,11 +539,17 @@ mod tests {
         };
         let p = state.policy(&relays, lab_policy);
         assert_eq!(p.allowed.len(), 1);
-        assert!(p.allowed.contains(&"10.203.0.1:6101".parse().unwrap()));
+        assert!(
+            p.allowed.contains(&"tcp:10.203.0.1:6101".parse().unwrap()),
+            "an obfs4 bridge's port is any TCP: {p:?}"
+        );
         state.configured = Some(vec![lab()[0].1.clone()]);
         let p = state.policy(&relays, lab_policy);
-        assert!(p.allowed.contains(&"10.203.0.1:6000".parse().unwrap()));
-        assert!(!p.allowed.contains(&"10.203.0.1:6101".parse().unwrap()));
+        assert!(
+            p.allowed.contains(&"10.203.0.1:6000".parse().unwrap()),
+            "a vanilla bridge's ORPort is Tor: {p:?}"
+        );
+        assert!(!p.allowed.contains(&"tcp:10.203.0.1:6101".parse().unwrap()));
         state.configured = None;
         state.direct = Some(Direct { until: None });
         assert_eq!(state.policy(&relays, lab_policy).allowed.len(), 3);

@@ -176,21 +176,34 @@ impl Station {
         self.udp(src, server, &dns_query(names))
     }
 
-    /// A DHCP DISCOVER from 0.0.0.0:68 to 255.255.255.255:67 (the BOOTP
-    /// body is not decoded by the analyser; its size is realistic).
+    /// A DHCP DISCOVER from 0.0.0.0:68 to 255.255.255.255:67 with this
+    /// station's MAC as `chaddr` and no client identifier.
     pub fn dhcp_discover(&self) -> Vec<u8> {
-        let eth = PacketBuilder::ethernet2(self.mac.0, [0xff; 6]);
-        let b = eth.ipv4([0, 0, 0, 0], [255, 255, 255, 255], 64).udp(68, 67);
-        build(|out| b.write(out, &[0u8; 300]))
+        self.dhcp_discover_with(self.mac, None)
     }
 
-    /// An ARP request for `target` from `sender`.
-    pub fn arp_request(&self, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    /// A DHCP DISCOVER carrying `chaddr`, and option 61 (client
+    /// identifier) with `client_id` as its value when given (a client that
+    /// identifies by MAC sends type 1 and the six bytes).
+    pub fn dhcp_discover_with(&self, chaddr: MacAddr, client_id: Option<&[u8]>) -> Vec<u8> {
+        let eth = PacketBuilder::ethernet2(self.mac.0, [0xff; 6]);
+        let b = eth.ipv4([0, 0, 0, 0], [255, 255, 255, 255], 64).udp(68, 67);
+        build(|out| b.write(out, &dhcp_message(chaddr, client_id)))
+    }
+
+    /// An ARP request for `target` whose sender hardware address is
+    /// `sender_mac` (which may differ from the frame's Ethernet source).
+    pub fn arp_request_as(
+        &self,
+        sender_mac: MacAddr,
+        sender: Ipv4Addr,
+        target: Ipv4Addr,
+    ) -> Vec<u8> {
         let arp = etherparse::ArpPacket::new(
             etherparse::ArpHardwareId::ETHERNET,
             etherparse::EtherType::IPV4,
             etherparse::ArpOperation::REQUEST,
-            &self.mac.0,
+            &sender_mac.0,
             &sender.octets(),
             &[0; 6],
             &target.octets(),
@@ -198,6 +211,63 @@ impl Station {
         .expect("ethernet/IPv4 ARP sizes");
         let b = PacketBuilder::ethernet2(self.mac.0, [0xff; 6]).arp(arp);
         build(|out| b.write(out))
+    }
+
+    /// A neighbour solicitation for `target` from `src` (`::` for duplicate
+    /// address detection) to its solicited-node group, with a source
+    /// link-layer address option when `ll_option` is given.
+    pub fn neighbour_solicitation(
+        &self,
+        src: Ipv6Addr,
+        target: Ipv6Addr,
+        ll_option: Option<MacAddr>,
+    ) -> Vec<u8> {
+        let t = target.octets();
+        let dst = Ipv6Addr::new(
+            0xff02,
+            0,
+            0,
+            0,
+            0,
+            1,
+            0xff00 | u16::from(t[13]),
+            u16::from_be_bytes([t[14], t[15]]),
+        );
+        let mut body = t.to_vec();
+        if let Some(mac) = ll_option {
+            body.extend_from_slice(&[1, 1]);
+            body.extend_from_slice(&mac.0);
+        }
+        let d = dst.octets();
+        let b = PacketBuilder::ethernet2(self.mac.0, [0x33, 0x33, 0xff, d[13], d[14], d[15]])
+            .ipv6(src.octets(), d, 255)
+            .icmpv6(Icmpv6Type::Unknown {
+                type_u8: 135,
+                code_u8: 0,
+                bytes5to8: [0; 4],
+            });
+        build(|out| b.write(out, &body))
+    }
+
+    /// An MLDv2 report from `src` joining `group`.
+    pub fn mld_report(&self, src: Ipv6Addr, group: Ipv6Addr) -> Vec<u8> {
+        let dst: Ipv6Addr = "ff02::16".parse().expect("literal");
+        // One record: type 4 (change to exclude), no aux data, no sources.
+        let mut body = vec![4, 0, 0, 0];
+        body.extend_from_slice(&group.octets());
+        let b = PacketBuilder::ethernet2(self.mac.0, [0x33, 0x33, 0, 0, 0, 0x16])
+            .ipv6(src.octets(), dst.octets(), 1)
+            .icmpv6(Icmpv6Type::Unknown {
+                type_u8: 143,
+                code_u8: 0,
+                bytes5to8: [0, 0, 0, 1],
+            });
+        build(|out| b.write(out, &body))
+    }
+
+    /// An ARP request for `target` from `sender`.
+    pub fn arp_request(&self, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        self.arp_request_as(self.mac, sender, target)
     }
 
     /// An ICMPv6 router solicitation from `src` to ff02::2.
@@ -291,6 +361,59 @@ impl Station {
             })
             .collect()
     }
+}
+
+/// A BOOTP/DHCP DISCOVER message (RFC 2131): fixed part with `chaddr`,
+/// magic cookie, message type, optional client identifier (option 61).
+pub fn dhcp_message(chaddr: MacAddr, client_id: Option<&[u8]>) -> Vec<u8> {
+    let mut m = vec![0u8; 236];
+    m[0] = 1; // BOOTREQUEST
+    m[1] = 1; // Ethernet
+    m[2] = 6;
+    m[4..8].copy_from_slice(&0x3903_f326u32.to_be_bytes());
+    m[10] = 0x80; // broadcast flag
+    m[28..34].copy_from_slice(&chaddr.0);
+    m.extend_from_slice(&[99, 130, 83, 99, 53, 1, 1]);
+    if let Some(id) = client_id {
+        m.push(61);
+        m.push(id.len() as u8);
+        m.extend_from_slice(id);
+    }
+    m.extend_from_slice(&[55, 3, 1, 3, 6, 255]);
+    m
+}
+
+/// The IPv6 link-local address a stack derives from `mac` (EUI-64).
+pub fn eui64_link_local(mac: MacAddr) -> Ipv6Addr {
+    let mut a = [0u8; 16];
+    a[0] = 0xfe;
+    a[1] = 0x80;
+    a[8..].copy_from_slice(&mac.eui64());
+    Ipv6Addr::from(a)
+}
+
+/// The first record a TLS client sends: a handshake record holding a
+/// ClientHello (TLS 1.2 legacy version, one cipher suite, SNI-less, as
+/// Tor's link handshake does). See [`tls_client_hello`] for one with given
+/// ciphers and extensions.
+pub fn tor_client_hello() -> Vec<u8> {
+    let mut hello = vec![3, 3];
+    hello.extend_from_slice(&[0x5a; 32]); // random
+    hello.push(0); // session id
+    hello.extend_from_slice(&[0, 2, 0x13, 0x01]); // cipher suites
+    hello.extend_from_slice(&[1, 0]); // compression: null
+    hello.extend_from_slice(&[0, 0]); // no extensions
+    let mut handshake = vec![1, 0, (hello.len() >> 8) as u8, hello.len() as u8];
+    handshake.extend_from_slice(&hello);
+    let mut record = vec![
+        22,
+        3,
+        1,
+        (handshake.len() >> 8) as u8,
+        handshake.len() as u8,
+    ];
+    record.extend_from_slice(&handshake);
+    record
 }
 
 /// A DNS query message asking for the A records of `names`.
