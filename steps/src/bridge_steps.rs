@@ -25,12 +25,12 @@
 //! reachable; it lasts until a VM of another scenario plugs into the lab.
 
 use std::net::{SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cucumber::{given, then, when};
 use harness::derivative::{markers, GUEST_CONFIGURED_BRIDGES, GUEST_DEFAULT_BRIDGES};
-use harness::net::analysis::Timestamp;
-use harness::net::policy::{Endpoint, Policy};
+use harness::net::policy::{Endpoint, Policy, Window};
 use harness::tor::BridgeLine;
 
 use crate::lab_steps;
@@ -44,14 +44,18 @@ pub enum Answer {
 }
 
 /// The person connected to Tor directly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Direct {
-    /// When they chose the default bridges instead, on the capture's
-    /// clock: its last frame once the direct tor was gone. (QEMU stamps
-    /// frames with the time the capture began plus the VM's virtual clock,
-    /// which a restored checkpoint carries over: the host's clock is not
-    /// the capture's.)
-    pub until: Option<Timestamp>,
+    /// The capture of the VM they did it in: its clock is the one the
+    /// window is on, and no other capture may reach the relays.
+    pub capture: PathBuf,
+    /// When the relays were the guest's business, on that capture's own
+    /// clock: after its last frame before the choice, until its last frame
+    /// once the direct tor was gone (open while they have not switched).
+    /// (QEMU stamps frames with the time the capture began plus the VM's
+    /// virtual clock, which stops while a checkpoint is saved: the host's
+    /// clock is not the capture's.)
+    pub window: Window,
 }
 
 /// A scenario's bridges; see the module docs.
@@ -85,32 +89,38 @@ impl BridgeState {
         }
     }
 
-    /// The policy for this scenario's captures: `bridges`' endpoints and,
-    /// after a direct connection, the `relays` until the switch. `lab`
-    /// makes a lab policy from allowed endpoints.
+    /// The policy for `capture` (a capture of this scenario; `None` for
+    /// none in particular): `bridges`' endpoints and, in the capture where
+    /// the person connected directly, the `relays` during that window.
+    /// `lab` makes a lab policy from allowed endpoints.
     pub fn policy_for(
         &self,
         bridges: &[BridgeLine],
         relays: &[SocketAddrV4],
+        capture: Option<&Path>,
         lab: impl Fn(Vec<Endpoint>) -> Policy,
     ) -> Policy {
-        let mut allowed: Vec<Endpoint> = bridges.iter().map(endpoint).collect();
-        let relays = relays.iter().map(|r| Endpoint::tor(SocketAddr::V4(*r)));
-        match self.direct {
-            Some(Direct { until: None }) => allowed.extend(relays),
-            Some(Direct { until: Some(t) }) => {
-                let mut policy = lab(allowed);
-                policy.allowed_until.extend(relays.map(|r| (r, t)));
-                return policy;
+        let mut policy = lab(bridges.iter().map(endpoint).collect());
+        if let Some(direct) = &self.direct {
+            if capture == Some(direct.capture.as_path()) {
+                policy.allowed_during.extend(
+                    relays
+                        .iter()
+                        .map(|r| (Endpoint::tor(SocketAddr::V4(*r)), direct.window)),
+                );
             }
-            None => {}
         }
-        lab(allowed)
+        policy
     }
 
     /// [`BridgeState::policy_for`] the bridges in use.
-    pub fn policy(&self, relays: &[SocketAddrV4], lab: impl Fn(Vec<Endpoint>) -> Policy) -> Policy {
-        self.policy_for(self.in_use(), relays, lab)
+    pub fn policy(
+        &self,
+        relays: &[SocketAddrV4],
+        capture: Option<&Path>,
+        lab: impl Fn(Vec<Endpoint>) -> Policy,
+    ) -> Policy {
+        self.policy_for(self.in_use(), relays, capture, lab)
     }
 }
 
@@ -278,8 +288,14 @@ pub async fn answer(world: &mut TailorWorld, with: Answer) -> anyhow::Result<()>
     let since = world.vm()?.serial_len();
     match with {
         Answer::Directly => {
+            // The relays become the guest's business only after this.
+            let capture = world.capture_to_judge()?;
+            let after = capture.analyse()?.last;
             crate::vm_steps::click_reference(world, "greeter-connect-directly", 1).await?;
-            world.bridges.direct = Some(Direct { until: None });
+            world.bridges.direct = Some(Direct {
+                capture: capture.path,
+                window: Window { after, until: None },
+            });
         }
         Answer::DefaultBridges => {
             let vm = world.vm()?;
@@ -440,7 +456,7 @@ async fn choose_default_bridges(world: &mut TailorWorld) -> anyhow::Result<()> {
     // Every frame the direct tor sent is in the capture by now.
     let switched = world.analysed_capture()?.last;
     if let Some(direct) = world.bridges.direct.as_mut() {
-        direct.until = switched;
+        direct.window.until = switched;
     }
     world.bridges.configured = None;
     Ok(())
@@ -458,9 +474,11 @@ async fn only_through(world: &mut TailorWorld, which: &str) -> anyhow::Result<()
         anyhow::anyhow!("no {which} bridges were given to the guest in this scenario")
     })?;
     let relays = lab_steps::relay_endpoints().await?;
-    let policy = world
-        .bridges
-        .policy_for(&bridges, &relays, lab_steps::lab_policy);
+    let capture = world.current_capture().map(|c| c.path.clone());
+    let policy =
+        world
+            .bridges
+            .policy_for(&bridges, &relays, capture.as_deref(), lab_steps::lab_policy);
     let list: Vec<String> = bridges
         .iter()
         .map(|b| format!("{} ({})", b.addr, b.transport_name()))
@@ -488,6 +506,7 @@ async fn only_default(world: &mut TailorWorld) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use harness::net::analysis::Timestamp;
 
     fn line(s: &str) -> BridgeLine {
         s.parse().unwrap()
@@ -527,7 +546,7 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_allows_the_bridges_in_use_and_relays_only_before_the_switch() {
+    fn the_policy_allows_the_bridges_in_use_and_relays_only_in_the_direct_window() {
         let lab_policy = |a: Vec<Endpoint>| Policy::with_endpoints(a, None);
         let relays = [
             "10.203.0.1:5000".parse().unwrap(),
@@ -537,30 +556,43 @@ mod tests {
             default: Some(vec![lab()[1].1.clone()]),
             ..Default::default()
         };
-        let p = state.policy(&relays, lab_policy);
+        let here = Path::new("/captures/1.pcap");
+        let p = state.policy(&relays, Some(here), lab_policy);
         assert_eq!(p.allowed.len(), 1);
         assert!(
             p.allowed.contains(&"tcp:10.203.0.1:6101".parse().unwrap()),
             "an obfs4 bridge's port is any TCP: {p:?}"
         );
         state.configured = Some(vec![lab()[0].1.clone()]);
-        let p = state.policy(&relays, lab_policy);
+        let p = state.policy(&relays, Some(here), lab_policy);
         assert!(
             p.allowed.contains(&"10.203.0.1:6000".parse().unwrap()),
             "a vanilla bridge's ORPort is Tor: {p:?}"
         );
         assert!(!p.allowed.contains(&"tcp:10.203.0.1:6101".parse().unwrap()));
         state.configured = None;
-        state.direct = Some(Direct { until: None });
-        assert_eq!(state.policy(&relays, lab_policy).allowed.len(), 3);
-        let switch = Timestamp::from_nanos(1_800_000_000 * 1_000_000_000);
+        let at = |s: i128| Timestamp::from_nanos(s * 1_000_000_000);
+        let window = Window {
+            after: Some(at(1_800_000_000)),
+            until: Some(at(1_800_000_100)),
+        };
         state.direct = Some(Direct {
-            until: Some(switch),
+            capture: here.to_owned(),
+            window,
         });
-        let p = state.policy(&relays, lab_policy);
-        assert_eq!(p.allowed.len(), 1);
-        assert_eq!(p.allowed_until.len(), 2);
-        assert!(p.allowed_until.values().all(|t| t.secs == 1_800_000_000));
+        let p = state.policy(&relays, Some(here), lab_policy);
+        assert_eq!(p.allowed.len(), 1, "relays are never allowed outright");
+        assert_eq!(p.allowed_during.len(), 2);
+        assert!(p.allowed_during.values().all(|w| *w == window));
+        let elsewhere = state.policy(&relays, Some(Path::new("/captures/2.pcap")), lab_policy);
+        assert!(
+            elsewhere.allowed_during.is_empty(),
+            "another capture's clock is not the window's"
+        );
+        assert!(state
+            .policy(&relays, None, lab_policy)
+            .allowed_during
+            .is_empty());
     }
 
     #[test]

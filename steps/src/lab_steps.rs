@@ -226,7 +226,7 @@ pub(crate) async fn resolver_queries() -> Vec<harness::net::lab::DnsQuery> {
 impl TailorWorld {
     /// The capture a traffic step reads: the running VM's, else the last
     /// VM's of this scenario.
-    fn capture_to_judge(&self) -> anyhow::Result<crate::judging::ScenarioCapture> {
+    pub(crate) fn capture_to_judge(&self) -> anyhow::Result<crate::judging::ScenarioCapture> {
         self.captures.last().cloned().ok_or_else(|| {
             anyhow::anyhow!(
                 "no traffic was captured: no computer of this scenario is on the lab network"
@@ -241,10 +241,22 @@ impl TailorWorld {
     }
 }
 
-/// The policy `world`'s captures are judged by: the consensus relays for
-/// a Tor derivative; for a bridges derivative the bridges its guest was
-/// given in this scenario (see [`crate::bridge_steps::BridgeState`]).
+/// The policy the scenario's latest capture is judged by; see
+/// [`policy_for_capture`].
 pub(crate) async fn policy(world: &TailorWorld) -> anyhow::Result<Policy> {
+    let latest = world.captures.last().map(|c| c.path.clone());
+    policy_for_capture(world, latest.as_deref()).await
+}
+
+/// The policy `world`'s capture `capture` is judged by: the consensus
+/// relays for a Tor derivative; for a bridges derivative the bridges its
+/// guest was given in this scenario, and the relays only in the capture
+/// and the stretch of it where a person connected directly (see
+/// [`crate::bridge_steps::BridgeState`]).
+pub(crate) async fn policy_for_capture(
+    world: &TailorWorld,
+    capture: Option<&std::path::Path>,
+) -> anyhow::Result<Policy> {
     match world.settings.kind {
         Kind::Tor => Ok(lab_policy(
             relay_or_endpoints()
@@ -254,7 +266,7 @@ pub(crate) async fn policy(world: &TailorWorld) -> anyhow::Result<Policy> {
         )),
         Kind::Bridges => {
             let relays = relay_or_endpoints().await;
-            Ok(world.bridges.policy(&relays, lab_policy))
+            Ok(world.bridges.policy(&relays, capture, lab_policy))
         }
         kind => anyhow::bail!("judging a derivative of kind {kind} is not built yet"),
     }
