@@ -138,7 +138,11 @@ fn analyse(
 /// An observer who knows the lab's side of the link as the kind's policy
 /// does (its listed MACs and any that sent from a lab address) and the
 /// NIC's configured MAC.
-fn observer(policy: &Policy, analyses: &[analysis::Analysis], nic_mac: Option<MacAddr>) -> Observer {
+fn observer(
+    policy: &Policy,
+    analyses: &[analysis::Analysis],
+    nic_mac: Option<MacAddr>,
+) -> Observer {
     let mut observer = Observer::lab(nic_mac);
     observer.lab_macs.extend(policy.lab_macs.iter().copied());
     for a in analyses {
@@ -190,7 +194,10 @@ async fn looks_like_the_reference(world: &mut TailorWorld) -> anyhow::Result<()>
     let dir = world.scenario_dir.clone();
     std::fs::create_dir_all(&dir)?;
     let mine = dir.join("fingerprint.toml");
-    let listed: Vec<String> = parts.iter().map(|p| format!("#   {}", p.describe())).collect();
+    let listed: Vec<String> = parts
+        .iter()
+        .map(|p| format!("#   {}", p.describe()))
+        .collect();
     let header = format!(
         "# What an observer on the LAN saw of the guest of a {kind} derivative in this\n# scenario, from power-on (fields: README, \"Fingerprint\"), in these captures:\n{}\n# The same, by hand: {}\n",
         listed.join("\n"),
@@ -300,7 +307,9 @@ mod tests {
         );
         // The copies were taken from a capture still being written.
         assert!(!parts[0].closed && !parts[1].closed && parts[2].closed);
-        assert!(parts[1].describe().contains("restore of checkpoint `lab-greeter`"));
+        assert!(parts[1]
+            .describe()
+            .contains("restore of checkpoint `lab-greeter`"));
     }
 
     /// A checkpoint reached in the same VM as its parent kept everything
