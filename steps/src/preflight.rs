@@ -94,7 +94,8 @@ fn step_problems(settings: &Settings, text: &str) -> Vec<String> {
     }
     if let Some(c) = AT_CHECKPOINT.captures(text) {
         let recipes = crate::checkpoints::recipes();
-        let mut name = Some(c[1].to_owned());
+        let named = crate::checkpoints::resolve_alias(&c[1], settings.kind);
+        let mut name = Some(named.to_owned());
         while let Some(n) = name.take() {
             match recipes.iter().find(|r| r.name == n) {
                 Some(recipe) => {
