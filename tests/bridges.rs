@@ -45,7 +45,7 @@ async fn a_derivative_with_default_bridges_passes_the_bridge_and_security_featur
         .collect();
     for feature in [
         "Tor through bridges",
-        "Nothing leaves before Start",
+        "Nothing leaves before Start, and the guest looks like its base",
         "DNS goes only through Tor",
         "No IPv6 leaves the guest",
         "MAC address spoofing",

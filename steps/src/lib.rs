@@ -10,6 +10,8 @@
 //!   greeter's question, the censored lab, only-the-bridges checks.
 //! - [`firewall_steps`]: the derivative's firewall rules and counters, and
 //!   network reconnects.
+//! - [`fingerprint_steps`]: whether the guest looks like the base system of
+//!   its kind to an observer on the LAN.
 //!
 //! What a run leaves: [`report`] records every scenario and step (with a
 //! screenshot after each step) and what steps saw, and writes
@@ -17,6 +19,7 @@
 
 pub mod bridge_steps;
 pub mod checkpoints;
+pub mod fingerprint_steps;
 pub mod firewall_steps;
 pub mod guest_steps;
 pub mod judging;

@@ -16,6 +16,9 @@ pub struct Settings {
     pub screenshots: Vec<PathBuf>,
     /// Folder of vm-configs (`NAME.toml`).
     pub vm_configs: PathBuf,
+    /// Folder of recorded fingerprints, one baseline per kind of
+    /// derivative (`KIND.toml`, see `crate::fingerprint_steps`).
+    pub fingerprints: PathBuf,
     /// Replaces every boot's vm-config (`--vm-config`).
     pub vm_config: Option<PathBuf>,
     /// Replaces every boot's medium (`--iso`).
@@ -36,6 +39,7 @@ impl Settings {
         Settings {
             screenshots: vec![root.join("screenshots")],
             vm_configs: root.join("vm-configs"),
+            fingerprints: root.join("fingerprints"),
             vm_config: None,
             iso: None,
             artifacts: root.join("artifacts"),
