@@ -281,7 +281,10 @@ const LEAKS: &[Leak] = &[
             scenario: DEFAULT_BRIDGES_SCENARIO,
             any_of: &[("only flowed through the default bridges", TO_A_RELAY)],
         }],
-        must_pass: &[OFF_LAB_SCENARIO],
+        // The scenario is Tor ready through the default bridges and
+        // fetches a page before it fails: the image works otherwise (no
+        // off-lab boot of its own, for CI time).
+        must_pass: &[],
     },
     Leak {
         customization: "bridges-pt-dns",
