@@ -26,16 +26,8 @@ use harness::net::fingerprint::{self, Fingerprint, Outcome};
 use steps::report::Records;
 use steps::runner::{run_recorded, RunArgs};
 
-/// Stops the runs' shared lab when the test ends, passed or not.
-struct TeardownAtEnd;
-
-impl Drop for TeardownAtEnd {
-    fn drop(&mut self) {
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(steps::lab_steps::teardown())
-        });
-    }
-}
+mod common;
+use common::TeardownAtEnd;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -20,22 +20,11 @@ use steps::report::evidence::{Evidence, TrafficVerdict};
 use steps::report::{Records, Status};
 use steps::runner::{run_recorded, RunArgs};
 
+mod common;
+use common::TeardownAtEnd;
+
 /// A run owns the process-wide settings, lab and checkpoints: one at a time.
 static ONE_RUN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Stops the runs' shared lab when a test ends, passed or not (the next
-/// test starts a fresh one).
-struct TeardownAtEnd;
-
-impl Drop for TeardownAtEnd {
-    fn drop(&mut self) {
-        // The test's (multi-thread) runtime is still there while its
-        // locals drop.
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(steps::lab_steps::teardown())
-        });
-    }
-}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

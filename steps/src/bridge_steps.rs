@@ -490,7 +490,7 @@ async fn only_through(world: &mut TailorWorld, which: &str) -> anyhow::Result<()
             list.join(", ")
         )
     })?;
-    lab_steps::web_saw_only_exits().await
+    lab_steps::web_saw_only_exits(world).await
 }
 
 #[then("all Internet traffic has only flowed through the configured bridges")]

@@ -161,6 +161,9 @@ pub struct TailorWorld {
     /// How many queries the lab's resolver had logged when the capture
     /// started: later ones are this scenario's.
     pub resolver_mark: usize,
+    /// How many requests the lab's web server had logged when the capture
+    /// started: later ones are this scenario's.
+    pub web_mark: usize,
     /// The scenario (or its feature) is tagged
     /// `@attempts-blocked-traffic` ([`crate::judging::DELIBERATE_TAG`]).
     pub deliberate: bool,
@@ -183,6 +186,7 @@ impl TailorWorld {
             firewall_noted: None,
             bridges: Default::default(),
             resolver_mark: 0,
+            web_mark: 0,
             scenario_dir: settings().artifacts,
             settings: settings(),
         }
@@ -326,9 +330,10 @@ impl TailorWorld {
             let path = std::path::absolute(self.scenario_dir.join(name))?;
             options.capture = Some(path.clone());
             if self.captures.is_empty() {
-                // Queries the lab's resolver logs from now on are this
-                // scenario's.
+                // Queries the lab's resolver and requests its web server
+                // logs from now on are this scenario's.
                 self.resolver_mark = crate::lab_steps::resolver_queries().await.len();
+                self.web_mark = crate::lab_steps::web_requests().await?.len();
             }
             self.captures.push(crate::judging::ScenarioCapture {
                 path,
