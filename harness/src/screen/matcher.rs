@@ -39,7 +39,9 @@
 use image::RgbImage;
 
 mod exact;
-use exact::{Blocks, Exhaustive};
+mod groups;
+use exact::Exhaustive;
+use groups::GroupLevel;
 
 /// A rectangle in pixels: top-left corner and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -150,12 +152,6 @@ const REFINE_KEEP: usize = 16;
 const NEIGHBOUR_PEAKS: usize = 4;
 /// A warm search that scores this at the last place looks no further.
 const SAME_PLACE: f32 = 0.995;
-/// Block levels of the exhaustive bound, coarsest first: 8x8 blocks bound
-/// every window cheaply, 4x4 blocks the few chunks of windows left, tightly
-/// enough that a GUI screen leaves a handful to score. Finer blocks would
-/// cost about as much as scoring.
-const BOUND_LEVELS: [usize; 2] = [3, 2];
-
 /// Gray value of one RGB pixel, ITU-R BT.601 weights in 8.8 fixed point
 /// (the weights OpenCV's `cvtColor` uses).
 #[inline]
@@ -369,9 +365,8 @@ pub struct Pattern {
     excluded: Vec<Rect>,
     /// `levels[j]` is `2^j` times smaller than the reference.
     levels: Vec<Level>,
-    /// `blocks[j - 1]`: the reference in `2^j`-pixel blocks, for the
-    /// exhaustive bound, as far as whole blocks fit.
-    blocks: Vec<Blocks>,
+    /// The levels of the group bound, coarsest first.
+    groups: Vec<GroupLevel>,
 }
 
 impl Pattern {
@@ -417,30 +412,13 @@ impl Pattern {
             gray = next;
             level += 1;
         }
-        let deepest = BOUND_LEVELS.iter().copied().max().unwrap_or(1);
-        let blocks: Vec<Blocks> = (1..=deepest)
-            .map_while(|j| Blocks::new(&levels[0], j))
-            .collect();
+        let groups = groups::levels(&levels[0]);
         Ok(Pattern {
             rgb: image,
             excluded: excluded.to_vec(),
             levels,
-            blocks,
+            groups,
         })
-    }
-
-    /// The block levels of the exhaustive bound that fit this reference,
-    /// coarsest first; 2x2 blocks for a reference too small for those.
-    fn cascade(&self) -> Vec<&Blocks> {
-        let fit: Vec<&Blocks> = BOUND_LEVELS
-            .iter()
-            .filter_map(|&j| self.blocks.get(j - 1))
-            .collect();
-        if fit.is_empty() {
-            self.blocks.first().into_iter().collect()
-        } else {
-            fit
-        }
     }
 
     pub fn width(&self) -> u32 {
@@ -543,20 +521,22 @@ impl Pattern {
         })
     }
 
-    /// Every window of `area` that could score `threshold`, scored.
+    /// Every window of `area` that could score `threshold`, scored: all
+    /// those that reach it, and the best of the others.
     fn exhaustive(&self, screen: &RgbImage, area: Rect, threshold: f32) -> Vec<Match> {
-        let search = Exhaustive::new(self, screen, area);
         let t = &self.levels[0];
+        let mut scored = Exhaustive::new(self, screen, area).scored(threshold);
+        // Best gray first: the score is at most the gray one, so once a
+        // window below the threshold cannot beat the best seen, neither can
+        // any after it, and the colour check is spared.
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut best = f32::NEG_INFINITY;
         let mut out = Vec::new();
-        for (x, y) in search.candidates(threshold) {
-            let rect = Rect::new(area.x + x as u32, area.y + y as u32, t.w as u32, t.h as u32);
-            let gray = window_ncc(t, &Gray::from_rgb(screen, rect), 0, 0);
-            // The score is at most the gray one: no use in the colour
-            // check for a window that cannot count.
+        for (gray, x, y) in scored {
             if gray < threshold && gray <= best {
-                continue;
+                break;
             }
+            let rect = Rect::new(area.x + x as u32, area.y + y as u32, t.w as u32, t.h as u32);
             let colour = if gray > 0.0 {
                 colour_ncc(self, screen, rect)
             } else {
@@ -678,35 +658,6 @@ impl Integral {
     fn new(g: &Gray) -> Integral {
         Integral::build(g.w, g.h, |y, row| {
             row.copy_from_slice(&g.px[y * g.w..(y + 1) * g.w])
-        })
-    }
-
-    /// The integral of the gray of `area` of `rgb`, without a gray image.
-    /// This reads every byte of the frame, so it gets the AVX2 build when
-    /// the CPU has it.
-    fn from_rgb(rgb: &RgbImage, area: Rect) -> Integral {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { Integral::from_rgb_avx2(rgb, area) };
-        }
-        Integral::from_rgb_portable(rgb, area)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn from_rgb_avx2(rgb: &RgbImage, area: Rect) -> Integral {
-        Integral::from_rgb_portable(rgb, area)
-    }
-
-    #[inline(always)]
-    fn from_rgb_portable(rgb: &RgbImage, area: Rect) -> Integral {
-        let stride = rgb.width() as usize * 3;
-        let raw = rgb.as_raw();
-        let w = area.w as usize;
-        Integral::build(w, area.h as usize, |y, row| {
-            let start = (area.y as usize + y) * stride + area.x as usize * 3;
-            luma_row(&raw[start..start + w * 3], row)
         })
     }
 
