@@ -1540,4 +1540,132 @@ mod tests {
             }
         }
     }
+
+    /// A case built to sit on the edges of the bounds: tiny and thin
+    /// references (smaller than a block or a group), flat and nearly flat
+    /// ones, screens of nearly flat noise (window energy about the flatness
+    /// limit), and copies blended with the screen so that the best window
+    /// scores anywhere between the threshold's neighbours.
+    fn adversarial_case(seed: u64) -> (Pattern, RgbImage) {
+        let mut rng = Rng::new(seed);
+        let (w, h) = match rng.range(0, 5) {
+            0 => (rng.range(1, 5), rng.range(1, 5)),
+            1 => (1, rng.range(2, 40)),
+            2 => (rng.range(2, 60), 1),
+            3 => (rng.range(3, 20), rng.range(3, 20)),
+            _ => (rng.range(17, 70), rng.range(9, 30)),
+        };
+        let base = rng.colour();
+        let reference = match rng.range(0, 4) {
+            // Flat.
+            0 => RgbImage::from_pixel(w, h, base),
+            // One pixel off a flat field, by a little or a lot.
+            1 => {
+                let mut r = RgbImage::from_pixel(w, h, base);
+                let d = rng.range(1, 60) as u8;
+                let p = r.get_pixel_mut(rng.range(0, w), rng.range(0, h));
+                p.0 = p.0.map(|c| c.wrapping_add(d));
+                r
+            }
+            // Low contrast noise: two gray levels apart.
+            2 => {
+                let mut r = Rng::new(rng.next());
+                RgbImage::from_fn(w, h, |_, _| {
+                    let v = 100 + (r.next() % 3) as u8;
+                    Rgb([v, v, v])
+                })
+            }
+            _ => {
+                let mut r = Rng::new(rng.next());
+                RgbImage::from_fn(w, h, |_, _| r.colour())
+            }
+        };
+        let (sw, sh) = (rng.range(w + 1, w + 90), rng.range(h + 1, h + 60));
+        let mut r = Rng::new(rng.next());
+        let mut screen = match rng.range(0, 3) {
+            0 => RgbImage::from_fn(sw, sh, |_, _| {
+                let v = 100 + (r.next() % 3) as u8;
+                Rgb([v, v, v])
+            }),
+            1 => RgbImage::from_pixel(sw, sh, base),
+            _ => RgbImage::from_fn(sw, sh, |_, _| r.colour()),
+        };
+        if rng.range(0, 4) != 0 {
+            // The copy blended with what is under it: 0 keeps the copy.
+            let mix = rng.range(0, 40);
+            let (x, y) = (rng.range(0, sw - w + 1), rng.range(0, sh - h + 1));
+            for (dx, dy, p) in reference.enumerate_pixels() {
+                let under = screen.get_pixel_mut(x + dx, y + dy);
+                for c in 0..3 {
+                    let v = (p[c] as u32 * (100 - mix) + under[c] as u32 * mix) / 100;
+                    under[c] = v as u8;
+                }
+            }
+        }
+        let mut excluded = Vec::new();
+        if rng.range(0, 4) == 0 && w > 2 && h > 2 {
+            let (ex, ey) = (rng.range(0, w - 1), rng.range(0, h - 1));
+            excluded.push(Rect::new(
+                ex,
+                ey,
+                rng.range(1, w - ex),
+                rng.range(1, h - ey),
+            ));
+        }
+        (Pattern::new(reference, &excluded).unwrap(), screen)
+    }
+
+    /// The bound at its edges: with the threshold set exactly at the best
+    /// window's gray score (and one `f32` step under it, and halfway down),
+    /// every window that reaches it is a candidate; tiny, thin, flat and
+    /// nearly flat references and nearly flat screens included. And `find`
+    /// at the best window's own score finds a window that scores it.
+    #[test]
+    fn exhaustive_keeps_windows_exactly_at_threshold() {
+        let mut at_edge = 0;
+        for seed in 0..400 {
+            let (p, s) = if seed % 3 == 0 {
+                random_case(5000 + seed)
+            } else {
+                adversarial_case(seed)
+            };
+            let g = Gray::from_rgb(&s, Rect::new(0, 0, s.width(), s.height()));
+            let (nx, ny) = (
+                (s.width() - p.width()) as usize,
+                (s.height() - p.height()) as usize,
+            );
+            let mut grays = Vec::new();
+            for y in 0..=ny {
+                for x in 0..=nx {
+                    grays.push((window_ncc(&p.levels[0], &g, x, y), x, y));
+                }
+            }
+            let best = grays.iter().map(|w| w.0).fold(f32::NEG_INFINITY, f32::max);
+            if best <= 0.0 {
+                continue;
+            }
+            at_edge += 1;
+            let below = f32::from_bits(best.to_bits() - 1);
+            let search = Exhaustive::new(&p, &s, Rect::new(0, 0, s.width(), s.height()));
+            for threshold in [best, below, best / 2.0] {
+                let cands = search.candidates(threshold);
+                for &(gray, x, y) in grays.iter().filter(|w| w.0 >= threshold) {
+                    assert!(
+                        cands.contains(&(x, y)),
+                        "case {seed}, threshold {threshold}: ({x}, {y}) scores {gray} but is no candidate"
+                    );
+                }
+            }
+            let all = brute_force(&p, &s);
+            let top = all.iter().map(|m| m.score).fold(0f32, f32::max);
+            if top > 0.0 {
+                let m = p.find(&s, None, top).unwrap();
+                assert!(
+                    m.score >= top - 1e-6,
+                    "case {seed}: the best window scores {top}, find at that threshold gave {m:?}"
+                );
+            }
+        }
+        assert!(at_edge > 250, "only {at_edge} cases had a positive score");
+    }
 }
