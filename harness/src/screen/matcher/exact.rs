@@ -6,7 +6,7 @@
 //! The proofs are the group bounds of module `groups`: one sweep down the
 //! area bounds groups of 8x8 windows, then the 4x4 and 2x2 groups inside
 //! those left, then each window of the 2x2 groups left with its own norm.
-//! On the benchmark's GUI screens a sweep leaves from none to a few
+//! On the benchmark's screens a sweep leaves from none to about twelve
 //! thousand windows of a million to score; scoring one is a dot product
 //! of the reference with the screen (the window's sums came with it).
 //!

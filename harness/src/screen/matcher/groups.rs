@@ -31,6 +31,11 @@
 //!         = sqrt(E_U) · sqrt(k·m²·(|U| - k)/|U| + |t'|²)   =: sqrt(E_U)·β
 //! ```
 //!
+//! (The inverse is Sherman-Morrison's, and with `A` that matrix,
+//! `uᵀv = (A^-½u)ᵀ(A^½v) <= sqrt(uᵀA⁻¹u)·sqrt(vᵀAv)` is Cauchy-Schwarz.
+//! When the union has no other pixel, `|U| = k`, `Σv = 0` and
+//! `<u, v> = <u - m, v> <= |t'|·sqrt(E_U)`: the same `β`.)
+//!
 //! Summed over the blocks, for every window of the group:
 //!
 //! ```text
