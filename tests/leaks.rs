@@ -1,9 +1,10 @@
 //! The expected-failure suite: each leaky customization of the reference
 //! derivative must be caught by the scenario it breaks, with a failure that
 //! names the leak, while a scenario it does not break still passes; and
-//! the harmless `branding` customization passes everything. Runs the real
-//! features against each customized ISO in the lab, with the lab's real
-//! Tor network.
+//! the harmless `branding` customization passes everything (and
+//! `other-default-bridges`, a bridges derivative, its bridge features).
+//! Runs the real features against each customized ISO in the lab, with
+//! the lab's real Tor network (and bridges). Each ISO says its kind.
 //!
 //! Cost: by default each leaky ISO runs only the scenarios it must fail
 //! and the ones it must pass (see [`LEAKS`]). `TAILOR_FULL_MATRIX=1` runs
@@ -88,11 +89,12 @@ struct Leak {
 }
 
 /// Checks that may fail in any scenario, provided they name the leak: the
-/// only-Tor step, the judgement every scenario ends with, the fingerprint
+/// only-Tor (or only-the-bridges) steps, the judgement every scenario ends with, the fingerprint
 /// (which names the flows of a difference that is also a leak), and the
 /// DNS check (mDNS and LLMNR are DNS to it).
 const CATCH_ALL_STEPS: [&str; 4] = [
-    "only flowed through Tor",
+    // Only Tor, only the configured or default bridges.
+    "only flowed through",
     steps::judging::JUDGE_STEP,
     FINGERPRINT_STEP,
     "no DNS left the guest outside Tor",
@@ -111,6 +113,13 @@ const RECONNECT_SCENARIO: &str = "The firewall survives a network reconnect";
 /// one, so no leak can fail it.
 const OFF_LAB_SCENARIO: &str = "The guest shell answers";
 const NIC_MAC: &str = "52:54:00:12:34:56";
+/// bridges.feature: through the default bridges (a bridges derivative's
+/// usual way), across a reconnect.
+const DEFAULT_BRIDGES_SCENARIO: &str =
+    "Tor through the default bridges, also after a network reconnect";
+const VANILLA_BRIDGE_SCENARIO: &str = "Tor through a vanilla bridge";
+/// A flow to one of the consensus relays' ORPorts (5000-5006).
+const TO_A_RELAY: &str = "-> 10.203.0.1:500";
 
 const LEAKS: &[Leak] = &[
     Leak {
@@ -252,6 +261,29 @@ const LEAKS: &[Leak] = &[
             ],
         }],
         must_pass: &[],
+    },
+    // Bridges derivatives (kind `bridges`, found in the ISO): judged
+    // against their bridges, where a relay is a leak.
+    Leak {
+        customization: "bridges-and-direct",
+        must_fail: &[MustFail {
+            scenario: DEFAULT_BRIDGES_SCENARIO,
+            any_of: &[("only flowed through the default bridges", TO_A_RELAY)],
+        }],
+        // The scenario is Tor ready through the default bridges and
+        // fetches a page before it fails: the image works otherwise (no
+        // off-lab boot of its own, for CI time).
+        must_pass: &[],
+    },
+    Leak {
+        customization: "bridges-pt-dns",
+        must_fail: &[MustFail {
+            scenario: DNS_SCENARIO,
+            any_of: &[("no DNS left the guest", "bridges-front.example.net")],
+        }],
+        // A vanilla bridge needs no transport, so the wrapper never runs;
+        // from the same boot (the lab greeter's checkpoint).
+        must_pass: &[VANILLA_BRIDGE_SCENARIO],
     },
 ];
 
@@ -453,6 +485,38 @@ async fn leaky_customizations_are_caught_by_the_scenario_they_break() {
         }
         caught(leak).await;
     }
+}
+
+/// The harmless bridges customization (other default bridges, one of them
+/// vanilla) passes the bridge features through its own default bridges;
+/// `TAILOR_FULL_MATRIX=1` runs it through every feature instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn other_default_bridges_pass() {
+    let _one = ONE_RUN.lock().await;
+    let _lab = TeardownAtEnd;
+    let iso = customized_iso("other-default-bridges");
+    let mut args = args(&iso);
+    if full_matrix() {
+        args.tags = Some("not @smoke".into());
+    } else {
+        args.name = Some(names_regex(&[DEFAULT_BRIDGES_SCENARIO]));
+    }
+    let (summary, records) = run_recorded(args).await.expect("the run itself works");
+    let failed: Vec<String> = records
+        .scenarios
+        .iter()
+        .filter(|sc| sc.failed())
+        .map(|sc| format!("{}: {} ({}:{})", sc.feature, sc.name, sc.file, sc.line))
+        .collect();
+    assert!(
+        summary.success() && failed.is_empty(),
+        "other-default-bridges broke: {failed:#?}\n{summary:?}"
+    );
+    let ran: Vec<&str> = records.final_outcomes().map(|s| s.name.as_str()).collect();
+    assert!(
+        ran.contains(&DEFAULT_BRIDGES_SCENARIO),
+        "the default bridges scenario did not run: {ran:?}"
+    );
 }
 
 /// The harmless customization passes the features it could break, with
