@@ -7,15 +7,21 @@
 //! - [`boot`]: booting with kernel options typed at the boot menu.
 //! - [`guest_steps`]: commands in the guest through its agent.
 //! - [`lab_steps`]: the lab, its Tor network and web server, traffic checks.
+//! - [`bridge_steps`]: bridges derivatives: the lab's bridges, the
+//!   greeter's question, the censored lab, only-the-bridges checks.
 //! - [`firewall_steps`]: the derivative's firewall rules and counters, and
 //!   network reconnects.
+//! - [`fingerprint_steps`]: whether the guest looks like the base system of
+//!   its kind to an observer on the LAN.
 //!
 //! What a run leaves: [`report`] records every scenario and step (with a
 //! screenshot after each step) and what steps saw, and writes
 //! `artifacts/<run>/index.html` from both.
 
 pub mod boot;
+pub mod bridge_steps;
 pub mod checkpoints;
+pub mod fingerprint_steps;
 pub mod firewall_steps;
 pub mod guest_steps;
 pub mod judging;

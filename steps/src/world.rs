@@ -16,6 +16,9 @@ pub struct Settings {
     pub screenshots: Vec<PathBuf>,
     /// Folder of vm-configs (`NAME.toml`).
     pub vm_configs: PathBuf,
+    /// Folder of recorded fingerprints, one baseline per kind of
+    /// derivative (`KIND.toml`, see `crate::fingerprint_steps`).
+    pub fingerprints: PathBuf,
     /// Replaces every boot's vm-config (`--vm-config`).
     pub vm_config: Option<PathBuf>,
     /// Replaces every boot's medium (`--iso`).
@@ -36,6 +39,7 @@ impl Settings {
         Settings {
             screenshots: vec![root.join("screenshots")],
             vm_configs: root.join("vm-configs"),
+            fingerprints: root.join("fingerprints"),
             vm_config: None,
             iso: None,
             artifacts: root.join("artifacts"),
@@ -160,11 +164,16 @@ pub struct TailorWorld {
     /// How many queries the lab's resolver had logged when the capture
     /// started: later ones are this scenario's.
     pub resolver_mark: usize,
+    /// How many requests the lab's web server had logged when the capture
+    /// started: later ones are this scenario's.
+    pub web_mark: usize,
     /// The scenario (or its feature) is tagged
     /// `@attempts-blocked-traffic` ([`crate::judging::DELIBERATE_TAG`]).
     pub deliberate: bool,
     /// The firewall as noted by `When I note the firewall's state`.
     pub firewall_noted: Option<harness::derivative::inspect::FirewallState>,
+    /// Which bridges this scenario's guest was given and chose.
+    pub bridges: crate::bridge_steps::BridgeState,
 }
 
 impl TailorWorld {
@@ -178,7 +187,9 @@ impl TailorWorld {
             frozen: false,
             deliberate: false,
             firewall_noted: None,
+            bridges: Default::default(),
             resolver_mark: 0,
+            web_mark: 0,
             scenario_dir: settings().artifacts,
             settings: settings(),
         }
@@ -316,7 +327,7 @@ impl TailorWorld {
             .guest_journal
             .get_or_insert_with(|| self.scenario_dir.join(crate::boot::GUEST_JOURNAL));
         if on_lab {
-            options.lab = Some(crate::lab_steps::lab_attachment().await?);
+            options.lab = Some(crate::lab_steps::lab_attachment(&self.scenario_dir).await?);
             // Captured from the first instruction: a boot is judged too.
             std::fs::create_dir_all(&self.scenario_dir)?;
             let name = match self.captures.len() {
@@ -326,9 +337,10 @@ impl TailorWorld {
             let path = std::path::absolute(self.scenario_dir.join(name))?;
             options.capture = Some(path.clone());
             if self.captures.is_empty() {
-                // Queries the lab's resolver logs from now on are this
-                // scenario's.
+                // Queries the lab's resolver and requests its web server
+                // logs from now on are this scenario's.
                 self.resolver_mark = crate::lab_steps::resolver_queries().await.len();
+                self.web_mark = crate::lab_steps::web_requests().await?.len();
             }
             self.captures.push(crate::judging::ScenarioCapture {
                 path,

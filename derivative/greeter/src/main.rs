@@ -5,6 +5,9 @@
 //! administration password is typed; after Start, a progress screen that
 //! runs the start script (`/etc/tailor/start`: MAC spoofing, firewall,
 //! network, tor) and follows tor's bootstrap in its log until "Tor is ready".
+//! A derivative with default bridges first asks how to connect to Tor
+//! (directly, or through the default bridges), and the progress screen says
+//! so when Tor cannot connect: see [`connection`].
 //!
 //! Keyboard: arrows or Tab move, Enter chooses, Escape goes back. Mouse (an
 //! absolute pointer such as QEMU's usb-tablet): a click on a button chooses
@@ -16,13 +19,14 @@
 //! for looking at the design without booting.
 
 mod canvas;
+mod connection;
 mod font;
 mod pointer;
 mod sys;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use canvas::{Canvas, Rgb};
 use font::Font;
@@ -35,6 +39,9 @@ const STATUS: &str = "/run/tailor/status";
 const TOR_LOG: &str = "/var/log/tor/notices.log";
 const TOR_READY: &str = "/run/tailor/tor-ready";
 const START_SCRIPT: &str = "/etc/tailor/start";
+/// One line per start of tor, naming how it connects (written by
+/// `/etc/tailor/tor-connect`).
+const CONNECTION_LOG: &str = "/run/tailor/connection";
 
 struct Branding {
     title: String,
@@ -80,11 +87,31 @@ enum Screen {
     Settings {
         password: String,
     },
+    /// After Start, when there are default bridges to offer.
+    Connection {
+        focus: usize,
+    },
     Progress {
         lines: Vec<String>,
         percent: u32,
         ready: bool,
+        /// Why Tor could not connect, once the greeter gave up waiting.
+        failure: Option<String>,
+        /// The failure screen offers the default bridges.
+        offer_default_bridges: bool,
     },
+}
+
+impl Screen {
+    fn progress() -> Screen {
+        Screen::Progress {
+            lines: Vec::new(),
+            percent: 0,
+            ready: false,
+            failure: None,
+            offer_default_bridges: false,
+        }
+    }
 }
 
 struct Ui {
@@ -95,6 +122,7 @@ struct Ui {
 }
 
 const GREEN: Rgb = Rgb(0x3f, 0xc0, 0x5a);
+const RED: Rgb = Rgb(0xf0, 0x5a, 0x4f);
 
 /// A rectangle on the screen: x, y, width, height.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +159,8 @@ fn key_action(key: Key) -> Action {
 }
 
 const WELCOME_BUTTONS_Y: [usize; 2] = [300, 400];
+/// The failure screen's "Use the default bridges".
+const FAILURE_BUTTON_Y: usize = 650;
 const SETTINGS_SAVE_Y: usize = 450;
 const SMALL_BUTTON_W: usize = 250;
 
@@ -158,7 +188,7 @@ impl Ui {
     /// What a click at (x, y) does on `screen`, if it hits a button.
     fn click_actions(&self, screen: &Screen, x: usize, y: usize) -> Vec<Action> {
         match screen {
-            Screen::Welcome { .. } => WELCOME_BUTTONS_Y
+            Screen::Welcome { .. } | Screen::Connection { .. } => WELCOME_BUTTONS_Y
                 .iter()
                 .position(|&by| self.button_area(by).contains(x, y))
                 .map(|i| vec![Action::Focus(i), Action::Choose])
@@ -173,6 +203,11 @@ impl Ui {
                     Vec::new()
                 }
             }
+            Screen::Progress {
+                failure: Some(_),
+                offer_default_bridges: true,
+                ..
+            } if self.button_area(FAILURE_BUTTON_Y).contains(x, y) => vec![Action::Choose],
             Screen::Progress { .. } => Vec::new(),
         }
     }
@@ -239,10 +274,47 @@ impl Ui {
                 self.button_in(&mut c, back, "Back", false);
                 c.text_centered(f, 690, "Enter: save   Esc: back", 1, b.foreground);
             }
+            Screen::Connection { focus } => {
+                c.text_centered(
+                    f,
+                    200,
+                    "How do you want to connect to Tor?",
+                    1,
+                    b.foreground,
+                );
+                self.button(
+                    &mut c,
+                    WELCOME_BUTTONS_Y[0],
+                    "Connect directly",
+                    *focus == 0,
+                );
+                self.button(
+                    &mut c,
+                    WELCOME_BUTTONS_Y[1],
+                    "Use the default bridges",
+                    *focus == 1,
+                );
+                c.text_centered(
+                    f,
+                    520,
+                    "Bridges hide from this network that you use Tor",
+                    1,
+                    b.foreground,
+                );
+                c.text_centered(
+                    f,
+                    690,
+                    "Arrows/Tab: move   Enter or click: choose",
+                    1,
+                    b.foreground,
+                );
+            }
             Screen::Progress {
                 lines,
                 percent,
                 ready,
+                failure,
+                offer_default_bridges,
             } => {
                 let mut y = 200;
                 for line in lines.iter().rev().take(8).rev() {
@@ -261,6 +333,12 @@ impl Ui {
                 );
                 if *ready {
                     c.text_centered(f, 600, "Tor is ready", 2, GREEN);
+                } else if let Some(why) = failure {
+                    c.text_centered(f, 566, "Tor could not connect", 1, RED);
+                    c.text_centered(f, 604, why, 1, b.foreground);
+                    if *offer_default_bridges {
+                        self.button(&mut c, FAILURE_BUTTON_Y, "Use the default bridges", true);
+                    }
                 } else {
                     let text = format!("Connecting to Tor: {percent}%");
                     c.text_centered(f, 600, &text, 1, b.foreground);
@@ -307,12 +385,26 @@ fn set_admin_password(password: &str) -> Result<(), String> {
         .map_err(|e| format!("/etc/shadow: {e}"))
 }
 
-fn start_system() -> std::io::Result<Child> {
+/// Run the start script; it starts tor `plan`'s way, or leaves that to
+/// the greeter while the person is asked.
+fn start_system(plan: connection::Plan) -> std::io::Result<Child> {
+    let how = match plan {
+        connection::Plan::Use(mode) => mode.arg(),
+        connection::Plan::Ask => "ask",
+    };
     // The start script's output goes where ours goes: the console.
     Command::new("/bin/sh")
         .arg(START_SCRIPT)
+        .env("TAILOR_CONNECTION", how)
         .stdin(Stdio::null())
         .spawn()
+}
+
+/// The starts of tor so far, and how the last one connects.
+fn tor_starts() -> (usize, Option<String>) {
+    let text = std::fs::read_to_string(CONNECTION_LOG).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    (lines.len(), lines.last().map(|l| l.trim().to_owned()))
 }
 
 fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
@@ -323,6 +415,13 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
     };
     let mut shown: Option<Screen> = None;
     let mut starter: Option<Child> = None;
+    // The start script's outcome, once it has exited.
+    let mut started: Option<bool> = None;
+    // Chosen while the start script still runs: tor starts after it.
+    let mut pending: Option<connection::Mode> = None;
+    let limits = connection::Limits::from_settings();
+    // The last start of tor seen: (count, when seen, how it connects).
+    let mut tor_start: (usize, Option<(Instant, String)>) = (tor_starts().0, None);
     loop {
         if shown.as_ref() != Some(&screen) {
             fb.show(&ui.draw(&screen))?;
@@ -334,6 +433,15 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
                     let _ = std::fs::write(TOR_READY, "");
                     eprintln!("tailor-greeter: Tor is ready");
                 }
+                (Screen::Connection { .. }, Some(Screen::Welcome { .. })) => {
+                    eprintln!("tailor-greeter: asking how to connect to Tor")
+                }
+                (
+                    Screen::Progress {
+                        failure: Some(why), ..
+                    },
+                    Some(Screen::Progress { failure: None, .. }),
+                ) => eprintln!("tailor-greeter: Tor could not connect: {why}"),
                 _ => {}
             }
             shown = Some(screen.clone());
@@ -363,12 +471,41 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
                 }
                 (Screen::Welcome { focus: 0, .. }, Action::Choose) => {
                     eprintln!("tailor-greeter: start chosen");
-                    starter = Some(start_system()?);
-                    Screen::Progress {
-                        lines: Vec::new(),
-                        percent: 0,
-                        ready: false,
+                    let plan = connection::plan();
+                    starter = Some(start_system(plan)?);
+                    match plan {
+                        connection::Plan::Ask => Screen::Connection { focus: 0 },
+                        connection::Plan::Use(_) => Screen::progress(),
                     }
+                }
+                (Screen::Connection { focus }, Action::Toggle) => {
+                    Screen::Connection { focus: 1 - focus }
+                }
+                (Screen::Connection { .. }, Action::Focus(focus)) => Screen::Connection { focus },
+                (Screen::Connection { focus }, Action::Choose) => {
+                    let mode = if focus == 0 {
+                        connection::Mode::Direct
+                    } else {
+                        connection::Mode::DefaultBridges
+                    };
+                    eprintln!("tailor-greeter: chose to connect to Tor: {}", mode.arg());
+                    pending = Some(mode);
+                    Screen::progress()
+                }
+                (
+                    Screen::Progress {
+                        failure: Some(_),
+                        offer_default_bridges: true,
+                        ..
+                    },
+                    Action::Choose,
+                ) => {
+                    eprintln!("tailor-greeter: chose the default bridges after the failure");
+                    let mode = connection::Mode::DefaultBridges;
+                    connection::connect(mode)?;
+                    // The old tor's timer must not fail the new one.
+                    tor_start.1 = Some((Instant::now(), mode.arg().to_owned()));
+                    Screen::progress()
                 }
                 (Screen::Welcome { .. }, Action::Choose) => Screen::Settings {
                     password: String::new(),
@@ -404,6 +541,24 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
                 (other, _) => other,
             };
         }
+        if let Some(child) = starter.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!("tailor-greeter: start script exited: {status}");
+                started = Some(status.success());
+                starter = None;
+            }
+        }
+        // Tor starts after the firewall and the network, never before.
+        if started == Some(true) {
+            if let Some(mode) = pending.take() {
+                connection::connect(mode)?;
+                tor_start.1 = Some((Instant::now(), mode.arg().to_owned()));
+            }
+        }
+        let (count, last) = tor_starts();
+        if count > tor_start.0 {
+            tor_start = (count, last.map(|how| (Instant::now(), how)));
+        }
         if let Screen::Progress { ready: false, .. } = screen {
             let lines: Vec<String> = std::fs::read_to_string(STATUS)
                 .unwrap_or_default()
@@ -413,17 +568,21 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
             let percent = bootstrap_percent(&std::fs::read_to_string(TOR_LOG).unwrap_or_default())
                 .unwrap_or(0);
             let ready = percent >= 100;
+            let (failure, offer_default_bridges) = match &tor_start.1 {
+                Some((since, how)) if !ready => (
+                    connection::failure(percent, since.elapsed(), limits),
+                    how != connection::Mode::DefaultBridges.arg()
+                        && connection::has_default_bridges(),
+                ),
+                _ => (None, false),
+            };
             screen = Screen::Progress {
                 lines,
                 percent,
                 ready,
+                failure,
+                offer_default_bridges,
             };
-        }
-        if let Some(child) = starter.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                eprintln!("tailor-greeter: start script exited: {status}");
-                starter = None;
-            }
         }
     }
 }
@@ -447,7 +606,9 @@ fn main() -> std::process::ExitCode {
         Branding::load(&std::env::var("GREETER_BRANDING").unwrap_or_else(|_| BRANDING.to_owned()));
     if args.get(1).map(String::as_str) == Some("--snapshot") {
         let (Some(out), Some(which)) = (args.get(2), args.get(3)) else {
-            eprintln!("usage: greeter --snapshot OUT.ppm welcome|settings|progress|ready");
+            eprintln!(
+                "usage: greeter --snapshot OUT.ppm welcome|settings|progress|ready|connection|failed"
+            );
             return std::process::ExitCode::FAILURE;
         };
         let ui = Ui {
@@ -464,11 +625,30 @@ fn main() -> std::process::ExitCode {
                 lines: vec!["Spoofing MAC addresses".into(), "Starting Tor".into()],
                 percent: 45,
                 ready: false,
+                failure: None,
+                offer_default_bridges: false,
             },
             "ready" => Screen::Progress {
                 lines: vec![],
                 percent: 100,
                 ready: true,
+                failure: None,
+                offer_default_bridges: false,
+            },
+            "connection" => Screen::Connection { focus: 0 },
+            "failed" => Screen::Progress {
+                lines: vec!["Connecting to Tor directly".into()],
+                percent: 5,
+                ready: false,
+                failure: connection::failure(
+                    5,
+                    Duration::from_secs(20),
+                    connection::Limits {
+                        sign_of_life: Duration::from_secs(20),
+                        bootstrap: Duration::from_secs(300),
+                    },
+                ),
+                offer_default_bridges: true,
             },
             _ => Screen::Welcome {
                 focus: 0,
@@ -547,6 +727,29 @@ mod tests {
         assert_eq!(ui.click_actions(&settings, 300, 480), vec![Action::Choose]);
         assert_eq!(ui.click_actions(&settings, 700, 480), vec![Action::Back]);
         assert!(ui.click_actions(&settings, 512, 480).is_empty());
+    }
+
+    #[test]
+    fn the_connection_question_and_the_failure_take_clicks() {
+        let ui = ui();
+        let question = Screen::Connection { focus: 0 };
+        assert_eq!(
+            ui.click_actions(&question, 512, 436),
+            vec![Action::Focus(1), Action::Choose]
+        );
+        let failed = |offer| Screen::Progress {
+            lines: vec![],
+            percent: 5,
+            ready: false,
+            failure: Some("x".into()),
+            offer_default_bridges: offer,
+        };
+        assert_eq!(
+            ui.click_actions(&failed(true), 512, 686),
+            vec![Action::Choose]
+        );
+        assert!(ui.click_actions(&failed(false), 512, 686).is_empty());
+        assert!(ui.click_actions(&Screen::progress(), 512, 686).is_empty());
     }
 
     #[test]

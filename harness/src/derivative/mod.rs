@@ -49,6 +49,16 @@ pub use kind::Kind;
 /// Start; tor includes `/etc/tor/torrc.d/*.conf` after its own settings.
 pub const GUEST_LAB_TORRC: &str = "/etc/tor/torrc.d/50-lab.conf";
 
+/// The image's default bridges, one bridge line each, written at build
+/// time from the customizations (Tails keeps Tor Browser's in a file too).
+/// The lab's bridges exist only at run time: the harness writes their
+/// lines over this file through the guest agent before Start.
+pub const GUEST_DEFAULT_BRIDGES: &str = "/usr/share/tailor/default-bridges.txt";
+
+/// Bridges the derivative always uses (no question at Start); the harness
+/// writes lab bridges here to configure one for a scenario.
+pub const GUEST_CONFIGURED_BRIDGES: &str = "/etc/tailor/bridges.txt";
+
 /// Lines the image writes to its serial console, to wait on.
 pub mod markers {
     /// qemu-ga is running (before the greeter).
@@ -74,6 +84,13 @@ pub mod markers {
     pub const TOR_STARTED: &str = "tailor-init: tor started";
     /// tor reported "Bootstrapped 100%" and the greeter shows "Tor is ready".
     pub const TOR_READY: &str = "tailor-greeter: Tor is ready";
+    /// After Start, the greeter asks: directly, or the default bridges.
+    pub const ASKING_HOW_TO_CONNECT: &str = "tailor-greeter: asking how to connect to Tor";
+    /// tor is being (re)started one way; the line ends with the mode
+    /// (`direct`, `default`, `configured`).
+    pub const CONNECTING: &str = "tailor-greeter: connecting to Tor: ";
+    /// The greeter gave up waiting and shows why Tor could not connect.
+    pub const TOR_FAILED: &str = "tailor-greeter: Tor could not connect";
 }
 
 /// Errors from building the ISO.
