@@ -4,7 +4,8 @@
 //! "Start" and "Additional settings"; the settings screen where an
 //! administration password is typed; after Start, a progress screen that
 //! runs the start script (`/etc/tailor/start`: MAC spoofing, firewall,
-//! network, tor) and follows tor's bootstrap in its log until "Tor is ready".
+//! network, tor) and follows tor's bootstrap in its log until "Tor is ready"
+//! (or, for the VPN variant, the VPN's state: see [`online`]).
 //!
 //! Keyboard: arrows or Tab move, Enter chooses, Escape goes back. Mouse (an
 //! absolute pointer such as QEMU's usb-tablet): a click on a button chooses
@@ -17,6 +18,7 @@
 
 mod canvas;
 mod font;
+mod online;
 mod pointer;
 mod sys;
 
@@ -32,8 +34,6 @@ use sys::{Framebuffer, Key, Terminal};
 const FONT: &str = "/usr/share/tailor/font.psf";
 const BRANDING: &str = "/etc/tailor/branding";
 const STATUS: &str = "/run/tailor/status";
-const TOR_LOG: &str = "/var/log/tor/notices.log";
-const TOR_READY: &str = "/run/tailor/tor-ready";
 const START_SCRIPT: &str = "/etc/tailor/start";
 
 struct Branding {
@@ -82,8 +82,7 @@ enum Screen {
     },
     Progress {
         lines: Vec<String>,
-        percent: u32,
-        ready: bool,
+        online: online::Progress,
     },
 }
 
@@ -239,11 +238,7 @@ impl Ui {
                 self.button_in(&mut c, back, "Back", false);
                 c.text_centered(f, 690, "Enter: save   Esc: back", 1, b.foreground);
             }
-            Screen::Progress {
-                lines,
-                percent,
-                ready,
-            } => {
+            Screen::Progress { lines, online } => {
                 let mut y = 200;
                 for line in lines.iter().rev().take(8).rev() {
                     c.text(f, 112, y, line, 1, b.foreground);
@@ -251,32 +246,23 @@ impl Ui {
                 }
                 let (x, y, w, h) = (112, 520, 800, 32);
                 c.frame(x, y, w, h, 2, b.foreground);
-                let filled = (w - 8) * (*percent).min(100) as usize / 100;
+                let filled = (w - 8) * online.percent.min(100) as usize / 100;
                 c.fill_rect(
                     x + 4,
                     y + 4,
                     filled,
                     h - 8,
-                    if *ready { GREEN } else { b.accent },
+                    if online.ready { GREEN } else { b.accent },
                 );
-                if *ready {
-                    c.text_centered(f, 600, "Tor is ready", 2, GREEN);
+                if online.ready {
+                    c.text_centered(f, 600, &online.text, 2, GREEN);
                 } else {
-                    let text = format!("Connecting to Tor: {percent}%");
-                    c.text_centered(f, 600, &text, 1, b.foreground);
+                    c.text_centered(f, 600, &online.text, 1, b.foreground);
                 }
             }
         }
         c
     }
-}
-
-/// The last "Bootstrapped N%" in tor's log.
-fn bootstrap_percent(log: &str) -> Option<u32> {
-    log.lines().rev().find_map(|line| {
-        let rest = line.split("Bootstrapped ").nth(1)?;
-        rest.split('%').next()?.trim().parse().ok()
-    })
 }
 
 /// Set root's password with busybox `mkpasswd` (SHA-512) in /etc/shadow.
@@ -316,6 +302,7 @@ fn start_system() -> std::io::Result<Child> {
 }
 
 fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
+    let network = online::Network::of_this_system();
     let mut pointer = Pointer::new(ui.width, ui.height);
     let mut screen = Screen::Welcome {
         focus: 0,
@@ -330,9 +317,14 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
             // the harness can match the screen as soon as it reads them.
             match (&screen, &shown) {
                 (Screen::Welcome { .. }, None) => eprintln!("tailor-greeter: welcome screen shown"),
-                (Screen::Progress { ready: true, .. }, _) => {
-                    let _ = std::fs::write(TOR_READY, "");
-                    eprintln!("tailor-greeter: Tor is ready");
+                (Screen::Progress { online, .. }, Some(Screen::Progress { online: was, .. }))
+                    if online.ready == was.ready => {}
+                (Screen::Progress { online, .. }, _) if online.ready => {
+                    network.on_ready();
+                    eprintln!("tailor-greeter: {}", online.text);
+                }
+                (Screen::Progress { online, .. }, Some(Screen::Progress { .. })) => {
+                    eprintln!("tailor-greeter: {}", online.text);
                 }
                 _ => {}
             }
@@ -366,8 +358,11 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
                     starter = Some(start_system()?);
                     Screen::Progress {
                         lines: Vec::new(),
-                        percent: 0,
-                        ready: false,
+                        online: online::Progress {
+                            percent: 0,
+                            ready: false,
+                            text: String::new(),
+                        },
                     }
                 }
                 (Screen::Welcome { .. }, Action::Choose) => Screen::Settings {
@@ -404,20 +399,18 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
                 (other, _) => other,
             };
         }
-        if let Screen::Progress { ready: false, .. } = screen {
-            let lines: Vec<String> = std::fs::read_to_string(STATUS)
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_owned)
-                .collect();
-            let percent = bootstrap_percent(&std::fs::read_to_string(TOR_LOG).unwrap_or_default())
-                .unwrap_or(0);
-            let ready = percent >= 100;
-            screen = Screen::Progress {
-                lines,
-                percent,
-                ready,
-            };
+        if let Screen::Progress { online: now, .. } = &screen {
+            if !now.ready || network.keeps_watching() {
+                let lines: Vec<String> = std::fs::read_to_string(STATUS)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect();
+                screen = Screen::Progress {
+                    lines,
+                    online: network.progress(),
+                };
+            }
         }
         if let Some(child) = starter.as_mut() {
             if let Ok(Some(status)) = child.try_wait() {
@@ -447,7 +440,9 @@ fn main() -> std::process::ExitCode {
         Branding::load(&std::env::var("GREETER_BRANDING").unwrap_or_else(|_| BRANDING.to_owned()));
     if args.get(1).map(String::as_str) == Some("--snapshot") {
         let (Some(out), Some(which)) = (args.get(2), args.get(3)) else {
-            eprintln!("usage: greeter --snapshot OUT.ppm welcome|settings|progress|ready");
+            eprintln!(
+                "usage: greeter --snapshot OUT.ppm welcome|settings|progress|ready|vpn-progress|vpn-ready|vpn-lost"
+            );
             return std::process::ExitCode::FAILURE;
         };
         let ui = Ui {
@@ -462,13 +457,28 @@ fn main() -> std::process::ExitCode {
             },
             "progress" => Screen::Progress {
                 lines: vec!["Spoofing MAC addresses".into(), "Starting Tor".into()],
-                percent: 45,
-                ready: false,
+                online: online::Network::Tor.sample(false),
             },
             "ready" => Screen::Progress {
                 lines: vec![],
-                percent: 100,
-                ready: true,
+                online: online::Network::Tor.sample(true),
+            },
+            "vpn-progress" => Screen::Progress {
+                lines: vec![
+                    "Spoofing MAC addresses".into(),
+                    "Loading the firewall".into(),
+                    "Connecting to the network".into(),
+                    "Starting the VPN client".into(),
+                ],
+                online: online::Network::Vpn.sample(false),
+            },
+            "vpn-ready" => Screen::Progress {
+                lines: vec![],
+                online: online::Network::Vpn.sample(true),
+            },
+            "vpn-lost" => Screen::Progress {
+                lines: vec![],
+                online: online::vpn_progress("state=reconnecting\n"),
             },
             _ => Screen::Welcome {
                 focus: 0,
@@ -547,12 +557,5 @@ mod tests {
         assert_eq!(ui.click_actions(&settings, 300, 480), vec![Action::Choose]);
         assert_eq!(ui.click_actions(&settings, 700, 480), vec![Action::Back]);
         assert!(ui.click_actions(&settings, 512, 480).is_empty());
-    }
-
-    #[test]
-    fn finds_the_last_bootstrap_percent() {
-        let log = "[notice] Bootstrapped 5% (conn): x\n[notice] Bootstrapped 100% (done): Done\n";
-        assert_eq!(bootstrap_percent(log), Some(100));
-        assert_eq!(bootstrap_percent("nothing"), None);
     }
 }
