@@ -14,12 +14,12 @@ Feature: The greeter
 
   Scenario: Start with the keyboard only
     When I press "Return"
-    Then I see "greeter-connecting" within 60 seconds
+    Then I see "greeter-connecting" or "greeter-vpn-starting" within 60 seconds
     And the serial console shows "tailor-init: firewall loaded" within 60 seconds
 
   Scenario: Start with the mouse
     When I click "greeter-start"
-    Then I see "greeter-connecting" within 60 seconds
+    Then I see "greeter-connecting" or "greeter-vpn-starting" within 60 seconds
     And the serial console shows "tailor-init: firewall loaded" within 60 seconds
 
   Scenario: Set the administration password with the keyboard

@@ -94,6 +94,26 @@ pub fn recipes() -> Vec<Recipe> {
                 .boxed_local()
             },
         },
+        // What `tor-ready` is for a VPN derivative (`online` resolves to
+        // it). Not reusable either: a restored guest would send with
+        // session counters the server has seen already, and WireGuard's
+        // replay protection drops those packets.
+        Recipe {
+            name: "vpn-ready",
+            config: "derivative-lab",
+            parent: Some("lab-greeter"),
+            reusable: false,
+            online: true,
+            steps: |world| {
+                async move {
+                    crate::lab_steps::ensure_network().await?;
+                    crate::lab_steps::start_on_lab(world).await?;
+                    crate::lab_steps::wait_online(world, Duration::from_secs(120)).await?;
+                    Ok(())
+                }
+                .boxed_local()
+            },
+        },
         Recipe {
             name: "smoke-shell",
             config: "smoke",

@@ -1,8 +1,9 @@
 //! The lab and its "Internet" for a run: one isolated network namespace
-//! with dnsmasq, a private Tor network and a web server, started on first
-//! use and shared by every scenario (a checkpoint restored later finds the
-//! same relays it was connected to). Steps that check the guest's traffic
-//! read the scenario's capture.
+//! with dnsmasq, a private Tor network and a web server (or, for a VPN
+//! derivative, the VPN server and its Internet: [`crate::vpn_steps`]),
+//! started on first use and shared by every scenario (a checkpoint restored
+//! later finds the same relays it was connected to). Steps that check the
+//! guest's traffic read the scenario's capture.
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
@@ -18,15 +19,18 @@ use harness::vm::LabAttachment;
 use crate::TailorWorld;
 
 /// The run's lab and what runs in it.
-struct Internet {
+pub(crate) struct Internet {
     tor: Option<(Network, WebServer)>,
-    lab: Lab,
-    _dir: tempfile::TempDir,
+    /// The VPN server and its Internet, for VPN derivatives.
+    pub(crate) vpn: Option<harness::vpn::VpnLab>,
+    pub(crate) lab: Lab,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
-static INTERNET: tokio::sync::Mutex<Option<Internet>> = tokio::sync::Mutex::const_new(None);
+pub(crate) static INTERNET: tokio::sync::Mutex<Option<Internet>> =
+    tokio::sync::Mutex::const_new(None);
 
-async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet> {
+pub(crate) async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet> {
     if slot.is_none() {
         let dir = tempfile::Builder::new()
             .prefix("tailor-internet-")
@@ -48,6 +52,7 @@ async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet
         ])?;
         *slot = Some(Internet {
             tor: None,
+            vpn: None,
             lab,
             _dir: dir,
         });
@@ -100,6 +105,9 @@ async fn client_torrc() -> anyhow::Result<String> {
 /// Stop everything in the lab and the lab itself (end of a run).
 pub async fn teardown() {
     if let Some(mut internet) = INTERNET.lock().await.take() {
+        if let Some(mut vpn) = internet.vpn.take() {
+            vpn.stop();
+        }
         if let Some((mut network, mut web)) = internet.tor.take() {
             web.stop();
             if let Err(e) = network.stop() {
@@ -143,8 +151,10 @@ impl TailorWorld {
 /// The policy the run's captures are judged by.
 pub(crate) async fn policy() -> anyhow::Result<Policy> {
     let kind = crate::world::settings().kind;
-    if kind != Kind::Tor {
-        anyhow::bail!("judging a derivative of kind {kind} is not built yet");
+    match kind {
+        Kind::Tor => {}
+        Kind::Vpn => return crate::vpn_steps::policy().await,
+        kind => anyhow::bail!("judging a derivative of kind {kind} is not built yet"),
     }
     let slot = INTERNET.lock().await;
     let allowed = slot
@@ -165,7 +175,7 @@ pub(crate) async fn policy() -> anyhow::Result<Policy> {
 /// Judge the capture so far with `check`: file the verdict for the
 /// report, keep it beside the capture, and fail the step on a leak, or when
 /// the capture holds no frame from the guest (nothing to judge by).
-async fn judge_capture(
+pub(crate) async fn judge_capture(
     world: &mut TailorWorld,
     check: impl FnOnce(&Policy, &analysis::Analysis) -> Verdict,
 ) -> anyhow::Result<()> {
@@ -218,6 +228,7 @@ async fn tor_network_running(_world: &mut TailorWorld) -> anyhow::Result<()> {
 pub async fn ensure_network() -> anyhow::Result<()> {
     match crate::world::settings().kind {
         Kind::Tor => ensure_tor().await,
+        Kind::Vpn => crate::vpn_steps::ensure_vpn().await,
         kind => anyhow::bail!("the lab for a derivative of kind {kind} is not built yet"),
     }
 }
@@ -232,6 +243,7 @@ async fn lab_network_running(_world: &mut TailorWorld) -> anyhow::Result<()> {
 pub async fn start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
     match world.settings.kind {
         Kind::Tor => start_with_lab_tor(world).await,
+        Kind::Vpn => crate::vpn_steps::start_with_lab_vpn(world).await,
         kind => anyhow::bail!("starting a derivative of kind {kind} is not built yet"),
     }
 }
@@ -243,7 +255,7 @@ pub async fn wait_online(world: &mut TailorWorld, timeout: Duration) -> anyhow::
         Kind::Tor | Kind::Bridges => {
             Ok(world.vm()?.wait_serial(markers::TOR_READY, timeout).await?)
         }
-        kind => anyhow::bail!("waiting for a derivative of kind {kind} is not built yet"),
+        Kind::Vpn => crate::vpn_steps::wait_connected(world, timeout).await,
     }
 }
 
@@ -355,9 +367,14 @@ async fn fetch_through_tor_as(
 async fn fetched_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
     let expected = {
         let slot = INTERNET.lock().await;
-        slot.as_ref()
-            .and_then(|i| i.tor.as_ref())
-            .map(|(_, web)| web.page().to_owned())
+        let web = match world.settings.kind {
+            Kind::Vpn => slot.as_ref().and_then(|i| i.vpn.as_ref()).map(|v| v.web()),
+            _ => slot
+                .as_ref()
+                .and_then(|i| i.tor.as_ref())
+                .map(|(_, web)| web),
+        };
+        web.map(|web| web.page().to_owned())
             .ok_or_else(|| anyhow::anyhow!("the lab's web server is not running"))?
     };
     let exec = world

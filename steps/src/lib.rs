@@ -8,6 +8,8 @@
 //! - [`lab_steps`]: the lab, its Tor network and web server, traffic checks.
 //! - [`firewall_steps`]: the derivative's firewall rules and counters, and
 //!   network reconnects.
+//! - [`vpn_steps`]: a VPN derivative's lab (the VPN server and its
+//!   Internet), start, online and policy, and the VPN feature's steps.
 //!
 //! What a run leaves: [`report`] records every scenario and step (with a
 //! screenshot after each step), steps file what they saw with [`evidence`],
@@ -24,6 +26,7 @@ pub mod report;
 pub mod runner;
 pub mod shard;
 pub mod vm_steps;
+pub mod vpn_steps;
 mod world;
 
 pub use world::{Settings, TailorWorld};

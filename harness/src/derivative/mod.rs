@@ -45,6 +45,15 @@ pub use kind::Kind;
 /// Start; tor includes `/etc/tor/torrc.d/*.conf` after its own settings.
 pub const GUEST_LAB_TORRC: &str = "/etc/tor/torrc.d/50-lab.conf";
 
+/// Where the harness puts the VPN variant's configuration (a wg-quick
+/// file: keys, addresses, endpoint) through the guest agent before Start.
+pub const GUEST_VPN_CONFIG: &str = "/etc/tailor/vpn/client.conf";
+
+/// Where the VPN variant's client says how it is (`state=connected`, and
+/// then `local=IP:PORT`, where its tunnel packets leave from); see
+/// `derivative/customizations/vpn/client`.
+pub const GUEST_VPN_STATE: &str = "/run/tailor/vpn-state";
+
 /// Lines the image writes to its serial console, to wait on.
 pub mod markers {
     /// qemu-ga is running (before the greeter).
@@ -65,6 +74,9 @@ pub mod markers {
     pub const TOR_STARTED: &str = "tailor-init: tor started";
     /// tor reported "Bootstrapped 100%" and the greeter shows "Tor is ready".
     pub const TOR_READY: &str = "tailor-greeter: Tor is ready";
+    /// The VPN variant's tunnel is up and the greeter says so (again,
+    /// after each reconnection).
+    pub const VPN_CONNECTED: &str = "tailor-greeter: VPN is connected";
 }
 
 /// Errors from building the ISO.
