@@ -18,13 +18,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TAILOR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    steps::runner::init_logging();
     let args = Args::parse();
     if let Some(scale) = args.timeout_scale {
         harness::wait::set_timeout_scale(scale);

@@ -17,8 +17,8 @@ use harness::net::analysis::{self, Format, Timestamp};
 use harness::net::policy::Policy;
 use harness::net::synth;
 use image::{Rgb, RgbImage};
-use steps::evidence::{Evidence, Rect, ScreenWait, TrafficVerdict};
-use steps::html::{self, RunInfo};
+use steps::report::evidence::{Evidence, Rect, ScreenWait, TrafficVerdict};
+use steps::report::html::{self, RunInfo};
 use steps::report::{save_shot, Records, ScenarioRecord, Status, StepRecord, StepScreen};
 
 /// A feature run uses process-wide state (the run's settings, the
@@ -170,6 +170,7 @@ fn scenario(name: &str, dir: &Path, steps: Vec<StepRecord>) -> ScenarioRecord {
         hook_error: None,
         evidence: vec![],
         interrupted: false,
+        rerun: None,
     }
 }
 

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use harness::net::lab::{self, Lab, LabConfig, BRIDGE_ADDR};
 
+mod common;
+
 /// The leftover test kills a lab's owner and expects its namespace to be
 /// there until it cleans up; a lab starting concurrently would clean it
 /// first. One lab test at a time.
@@ -387,8 +389,15 @@ fn leftovers_of_a_killed_run_are_removed() {
         dnsmasq_processes_using(Path::new(&dir)),
         Vec::<String>::new()
     );
-    // The child's temporary state directory is ours to remove now.
-    let _ = std::fs::remove_dir_all(&dir);
+    // Its temporary state folder is left too, until the next lab starts.
+    assert!(Path::new(&dir).is_dir(), "the killed run left {dir}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut next = rt.block_on(Lab::start(LabConfig::default())).unwrap();
+    assert!(
+        !Path::new(&dir).exists(),
+        "the next lab did not remove the killed run's {dir}"
+    );
+    next.stop().unwrap();
 }
 
 #[test]
@@ -419,6 +428,22 @@ async fn rootless_child() {
             lab.verify_isolation().unwrap();
             let tap = lab.exec(&["ip", "-d", "link", "show", "tap0"]).unwrap();
             assert!(tap.contains("master br0"), "{tap}");
+            // The Tor network's safety check enters the lab the same way.
+            harness::tor::check_no_route_out(&lab.namespace()).unwrap();
+            for args in [
+                &[
+                    "ip", "link", "add", "out0", "type", "veth", "peer", "name", "out1",
+                ][..],
+                &["ip", "addr", "add", "192.0.2.2/24", "dev", "out0"],
+                &["ip", "link", "set", "out0", "up"],
+                &["ip", "link", "set", "out1", "up"],
+                &["ip", "route", "add", "default", "via", "192.0.2.1"],
+            ] {
+                lab.exec(args).unwrap();
+            }
+            let err = harness::tor::check_no_route_out(&lab.namespace())
+                .expect_err("a rootless lab with a default route must be refused");
+            assert!(matches!(err, harness::tor::Error::RouteOut { .. }), "{err}");
             lab.stop().unwrap();
             println!("ROOTLESS OK");
         }
@@ -432,6 +457,7 @@ fn rootless_lab_works_or_says_why() {
     if !root_or_skip("rootless_lab_works_or_says_why (re-runs itself as nobody)") {
         return;
     }
+    let _serial = SERIAL.blocking_lock();
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -456,6 +482,31 @@ fn rootless_lab_works_or_says_why() {
     } else {
         assert!(text.contains("ROOTLESS OK"), "{text}");
     }
+}
+
+/// As nobody with /dev/net/tun granted for the test (this machine ships it
+/// 0600): the rootless lab works, proves its isolation, and the Tor
+/// network's route check works inside it, refusing it once it has a route.
+#[test]
+fn rootless_lab_with_tun_access_works() {
+    if !root_or_skip("rootless_lab_with_tun_access_works (re-runs itself as nobody)") {
+        return;
+    }
+    let _serial = SERIAL.blocking_lock();
+    let home = common::Home::new();
+    let _tun = common::TunGrant::to_group(common::NOBODY);
+    let out = home
+        .command(&std::env::current_exe().unwrap())
+        .args(["--exact", "rootless_child", "--ignored", "--nocapture"])
+        .env("TAILOR_LAB_ROOTLESS_CHILD", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("ROOTLESS OK"),
+        "{text}\n{stderr}"
+    );
 }
 
 // The lab's VPN (harness::vpn): a WireGuard server on the LAN and an

@@ -18,6 +18,8 @@ use harness::net::lab::{Lab, LabConfig, BRIDGE_ADDR, BRIDGE_MAC};
 use harness::net::policy::{Class, Offence, Policy};
 use harness::vm::{Vm, VmConfig, VmOptions, NETDEV_ID};
 
+mod common;
+
 #[tokio::test]
 async fn capture_shows_the_guests_dhcp_from_its_mac() {
     if !nix::unistd::geteuid().is_root() {
@@ -47,15 +49,14 @@ fn rootless_vm_on_a_rootless_lab() {
         );
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
+    // nobody's home does not exist: it gets one of its own; and a tap
+    // needs /dev/net/tun, 0600 on this machine.
+    let home = common::Home::new();
+    let _tun = common::TunGrant::to_group(common::NOBODY);
+    let out = home
+        .command(&std::env::current_exe().unwrap())
         .args(["--exact", "rootless_child", "--ignored", "--nocapture"])
         .env("TAILOR_NET_VM_ROOTLESS_CHILD", "1")
-        // nobody's home does not exist; keep temporary files in /tmp.
-        .env("TMPDIR", "/tmp")
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -1,5 +1,6 @@
 //! The lab Tor network with real daemons: bring-up, a fetch through an exit,
-//! teardown, and no tor left behind even when the harness is SIGKILLed.
+//! teardown, and no tor left behind even when the harness is SIGKILLed (and
+//! its run folder removed by the next run).
 //!
 //! Needs root (for `ip netns`), `tor`, `busybox` and `curl`. Each test makes
 //! a throwaway namespace `tailor-tortest-<pid>-<tag>` (a bridge with lab
@@ -20,7 +21,6 @@ const WEB: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 2);
 /// A third lab address, to make a direct request the log can tell apart.
 const DIRECT: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 3);
 const CHILD_NETNS: &str = "TAILOR_TORTEST_CHILD_NETNS";
-const CHILD_RUN: &str = "TAILOR_TORTEST_CHILD_RUN";
 
 /// Two networks at once on this 2-core machine only slow both down.
 static ONE_NETWORK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -227,13 +227,13 @@ async fn fetch_through_the_lab_network_arrives_from_an_exit() {
     );
 
     let web = ok(
-        WebServer::start(&ns.path(), SocketAddrV4::new(WEB, 80), &dir.join("web")).await,
+        WebServer::start(ns.path(), SocketAddrV4::new(WEB, 80), &dir.join("web")).await,
         "starting the lab web server",
     );
     let socks = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9050);
     let mut client = ok(
         Client::start(
-            &ns.path(),
+            ns.path(),
             &dir.join("client"),
             socks,
             &network.client_lines(),
@@ -339,7 +339,8 @@ fn every_role_torrc_passes_tor_verify_config() {
 }
 
 /// Re-runs this test binary as a child that starts a network and blocks,
-/// SIGKILLs it, and checks that every tor it started dies with it.
+/// SIGKILLs it, and checks that every tor it started dies with it, and
+/// that the next run removes the killed one's run folder.
 #[test]
 fn a_sigkilled_harness_leaves_no_tor_behind() {
     if std::env::var_os(CHILD_NETNS).is_some() || !is_root() {
@@ -347,8 +348,6 @@ fn a_sigkilled_harness_leaves_no_tor_behind() {
     }
     let _one = ONE_NETWORK_AT_A_TIME.blocking_lock();
     let ns = TestNetns::create("sigkill");
-    let dir = run_dir("sigkill");
-    eprintln!("run directory (kept on failure): {}", dir.display());
     let exe = ok(std::env::current_exe(), "current_exe");
     let mut child = ok(
         Command::new(exe)
@@ -358,27 +357,25 @@ fn a_sigkilled_harness_leaves_no_tor_behind() {
                 "--nocapture",
             ])
             .env(CHILD_NETNS, ns.path())
-            .env(CHILD_RUN, &dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn(),
         "re-running the test binary",
     );
-    // The child prints READY once its network is up; EOF means it died.
+    // The child prints READY and its run folder once its network is up;
+    // EOF means it died.
     let stdout = child.stdout.take().expect("piped stdout");
     let mut seen = String::new();
-    let ready = BufReader::new(stdout)
+    let dir = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .any(|line| {
+        .find_map(|line| {
             seen.push_str(&line);
             seen.push('\n');
-            line == "READY"
-        });
-    assert!(
-        ready,
-        "the child never reported its network up; it printed:\n{seen}"
-    );
+            line.strip_prefix("READY ").map(PathBuf::from)
+        })
+        .unwrap_or_else(|| panic!("the child never reported its network up; it printed:\n{seen}"));
+    eprintln!("the child's run folder: {}", dir.display());
     let needle = dir.display().to_string();
     let tors = processes_mentioning(&needle);
     assert_eq!(
@@ -409,25 +406,34 @@ fn a_sigkilled_harness_leaves_no_tor_behind() {
     ));
     ok(gone, "tor processes outlived the SIGKILLed harness");
     drop(ns);
-    remove_on_success(&dir);
+    // The killed run could not remove its folder; the next run does.
+    assert!(dir.is_dir(), "{} vanished early", dir.display());
+    let next = ok(harness::tor::run_dir(), "the next run's folder");
+    assert!(
+        !dir.exists(),
+        "the next run left the killed run's {}",
+        dir.display()
+    );
+    drop(next);
 }
 
 /// Only does something when re-run by `a_sigkilled_harness_leaves_no_tor_behind`.
 #[tokio::test]
 async fn child_holds_a_network_until_killed() {
-    let (Some(netns), Some(run)) = (std::env::var_os(CHILD_NETNS), std::env::var_os(CHILD_RUN))
-    else {
+    let Some(netns) = std::env::var_os(CHILD_NETNS) else {
         return;
     };
+    // The folder a run of the features uses, which the kill leaves behind.
+    let run = ok(harness::tor::run_dir(), "child: run folder");
     // Fresh keys here, so the suite exercises making them as well as the
     // cache the other test uses.
-    let mut spec = NetworkSpec::new(netns, RELAYS, PathBuf::from(run).join("tor"));
+    let mut spec = NetworkSpec::new(PathBuf::from(netns), RELAYS, run.path().join("tor"));
     spec.key_cache = None;
     let _network = ok(
         Network::start(spec).await,
         "child: starting the lab Tor network",
     );
-    println!("READY");
+    println!("READY {}", run.path().display());
     // Hold the network until the parent's SIGKILL.
     std::future::pending::<()>().await;
 }
@@ -443,7 +449,7 @@ async fn a_namespace_with_a_route_out_is_refused() {
     let ns = TestNetns::create("routed");
     let n = ns.name.as_str();
     ok(
-        harness::tor::check_no_route_out(&ns.path()),
+        harness::tor::check_no_route_out(&ns.path().into()),
         "isolated lab namespace",
     );
     run(

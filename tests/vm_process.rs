@@ -214,3 +214,93 @@ async fn qemu_refusing_to_start_shows_its_stderr() {
         "{err}"
     );
 }
+
+/// Folders in `dir` whose name starts with `prefix`.
+fn folders(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+/// A whole `tailor run` killed with SIGKILL while its VM runs: QEMU dies
+/// with it, and the next run removes the killed run's VM scratch folder and
+/// checkpoint store. (The lab's and the Tor network's folders are covered
+/// by tests/lab.rs and tests/tor_network.rs.)
+#[test]
+fn a_sigkilled_tailor_run_is_cleaned_up_by_the_next_run() {
+    if std::env::var_os(CHILD_MODE).is_some() {
+        return;
+    }
+    smoke_config();
+    let tmp = tempfile::tempdir().unwrap();
+    let tailor = |artifacts: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tailor"));
+        cmd.args(["run", "features/smoke.feature:10", "--artifacts"])
+            .arg(tmp.path().join(artifacts))
+            .current_dir(root())
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
+    let mut killed = tailor("first").spawn().unwrap();
+    let prefix = format!("tailor-vm-{}-", killed.id());
+    // Wait until its VM runs: the scratch folder holds QEMU's QMP socket.
+    let start = Instant::now();
+    let scratch = loop {
+        if let Some(dir) = folders(tmp.path(), &prefix)
+            .into_iter()
+            .find(|d| d.join("qmp.sock").exists())
+        {
+            break dir;
+        }
+        assert!(
+            killed.try_wait().unwrap().is_none(),
+            "tailor run ended before its VM ran"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no VM of tailor run after 2 min"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let qemu = find_qemu_using(&scratch).expect("the run's QEMU");
+    kill(Pid::from_raw(killed.id() as i32), Signal::SIGKILL).unwrap();
+    killed.wait().unwrap();
+    assert_gone_within(qemu, Duration::from_secs(10), "SIGKILL of tailor run");
+    let checkpoints = format!("tailor-checkpoints-{}-", killed.id());
+    assert!(scratch.exists(), "a SIGKILLed run cannot clean up itself");
+    assert_eq!(folders(tmp.path(), &checkpoints).len(), 1);
+
+    let status = tailor("second").status().unwrap();
+    assert!(status.success(), "the next run failed: {status}");
+    assert_eq!(folders(tmp.path(), &prefix), Vec::<PathBuf>::new());
+    assert_eq!(folders(tmp.path(), &checkpoints), Vec::<PathBuf>::new());
+}
+
+/// The pid of the QEMU whose command line names `dir`.
+fn find_qemu_using(dir: &Path) -> Option<u32> {
+    let needle = dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.starts_with("qemu-system") && c.contains(&needle)
+                })
+                .unwrap_or(false)
+        })
+}

@@ -55,9 +55,101 @@ fn tun_check() -> CheckResult {
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => result(
             "/dev/net/tun",
             Status::Fail,
-            "permission denied: a rootless lab cannot create the VM's tap here (the device is mode 0600); run as root or `chmod 0666 /dev/net/tun`",
+            "permission denied: the lab cannot create the VM's tap for this user; most distributions ship it mode 0666 (`chmod 0666 /dev/net/tun`), or give a group access (`chgrp GROUP /dev/net/tun; chmod 0660 /dev/net/tun`) and join it",
         ),
         Err(e) => result("/dev/net/tun", Status::Fail, format!("cannot open: {e} (load the `tun` module)")),
+    }
+}
+
+/// A sysctl's value, if the kernel has it.
+fn sysctl(path: &str) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// A user who is not root gets the lab as a user+network namespace: the
+/// kernel must allow unprivileged user namespaces, and `unshare` must be
+/// able to make one (which also proves AppArmor or a container allows it).
+fn userns_check() -> CheckResult {
+    const NAME: &str = "user namespaces";
+    if nix::unistd::geteuid().is_root() {
+        return result(
+            NAME,
+            Status::Ok,
+            "not needed: root makes the lab with `ip netns`",
+        );
+    }
+    if sysctl("/proc/sys/kernel/unprivileged_userns_clone") == Some(0) {
+        return result(
+            NAME,
+            Status::Fail,
+            "unprivileged user namespaces are off: `sysctl -w kernel.unprivileged_userns_clone=1`",
+        );
+    }
+    if sysctl("/proc/sys/user/max_user_namespaces") == Some(0) {
+        return result(
+            NAME,
+            Status::Fail,
+            "user.max_user_namespaces is 0: `sysctl -w user.max_user_namespaces=10000`",
+        );
+    }
+    match run_output(
+        "unshare",
+        &["--user", "--map-root-user", "--net", "--", "true"],
+    ) {
+        Ok(_) => result(
+            NAME,
+            Status::Ok,
+            "this user can make a user+network namespace (the rootless lab)",
+        ),
+        Err(e) => {
+            let hint = if sysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+                == Some(1)
+            {
+                "AppArmor restricts them: `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`"
+            } else {
+                "check the kernel's and the container's settings"
+            };
+            result(
+                NAME,
+                Status::Fail,
+                format!("cannot make a user+network namespace ({e}); {hint}"),
+            )
+        }
+    }
+}
+
+/// The cache of lab Tor keys: under the user's home, and writable.
+fn cache_check() -> CheckResult {
+    const NAME: &str = "cache folder";
+    let Some(keys) = crate::tor::default_key_cache() else {
+        return result(
+            NAME,
+            Status::Warn,
+            "no HOME or XDG_CACHE_HOME: tor keys are made afresh every run (slower)",
+        );
+    };
+    let mut dir = keys.as_path();
+    // The nearest folder that exists must let us create the rest.
+    while !dir.exists() {
+        match dir.parent() {
+            Some(parent) => dir = parent,
+            None => break,
+        }
+    }
+    match nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK) {
+        Ok(()) => result(
+            NAME,
+            Status::Ok,
+            format!("{} (lab Tor keys are kept there)", keys.display()),
+        ),
+        Err(e) => result(
+            NAME,
+            Status::Warn,
+            format!(
+                "{} is not writable ({e}): tor keys are made afresh every run",
+                dir.display()
+            ),
+        ),
     }
 }
 
@@ -112,6 +204,13 @@ pub fn run_checks() -> Vec<CheckResult> {
             kvm_detail,
         ),
         tun_check(),
+        userns_check(),
+        tool(
+            "nsenter",
+            "nsenter",
+            &["--version"],
+            "enters a rootless lab",
+        ),
         tool(
             "tor",
             "tor",
@@ -133,6 +232,7 @@ pub fn run_checks() -> Vec<CheckResult> {
         ),
         tool("ip", "ip", &["-V"], "the lab's network namespace"),
         tool("xorriso", "xorriso", &["-version"], "building ISOs"),
+        cache_check(),
         disk_check(&std::env::temp_dir()),
     ]
 }

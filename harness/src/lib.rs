@@ -7,6 +7,8 @@
 //!   waits for references to appear or leave.
 //! - [`input`]: keyboard (US keymap) and absolute mouse.
 //! - [`process`]: every child in a guard that dies with the harness.
+//! - [`leftovers`]: temporary folders of a run, removed by the next run
+//!   when it was killed.
 //! - [`wait`]: one wait helper; every timeout scales with
 //!   `TAILOR_TIMEOUT_SCALE`.
 //! - [`net`]: the lab network, per-scenario captures, leak verdicts.
@@ -27,6 +29,7 @@ pub mod derivative;
 pub mod doctor;
 pub mod guest;
 pub mod input;
+pub mod leftovers;
 pub mod net;
 pub mod process;
 pub mod qmp;

@@ -73,6 +73,42 @@ pub enum Namespace {
     UserAndNet { target: u32 },
 }
 
+impl std::fmt::Display for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Namespace::Join(path) => write!(f, "{}", path.display()),
+            Namespace::UserAndNet { target } => {
+                write!(f, "the user and network namespaces of pid {target}")
+            }
+        }
+    }
+}
+
+/// A namespace bound at a path (`/run/netns/NAME`) is joined.
+impl From<PathBuf> for Namespace {
+    fn from(path: PathBuf) -> Self {
+        Namespace::Join(path)
+    }
+}
+
+impl From<&Path> for Namespace {
+    fn from(path: &Path) -> Self {
+        Namespace::Join(path.to_owned())
+    }
+}
+
+impl From<&PathBuf> for Namespace {
+    fn from(path: &PathBuf) -> Self {
+        Namespace::Join(path.clone())
+    }
+}
+
+impl From<&Namespace> for Namespace {
+    fn from(namespace: &Namespace) -> Self {
+        namespace.clone()
+    }
+}
+
 impl Namespace {
     /// `spec` made to start inside this namespace.
     pub fn apply(&self, spec: Spec) -> Spec {
@@ -377,28 +413,56 @@ pub fn tail_of_file(path: &Path, lines: usize) -> String {
 /// Run a short command to completion (no guard needed) and return its
 /// stdout, or an error carrying its stderr.
 pub fn run_output(program: &str, args: &[&str]) -> Result<String, RunError> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                RunError::NotFound {
-                    program: program.into(),
-                    hint: install_hint(program),
-                }
-            } else {
-                RunError::Io {
-                    command: format!("{program} {}", args.join(" ")),
-                    source,
-                }
+    run_spec(&Spec::new(program).args(args))
+}
+
+/// [`run_output`] for a [`Spec`]: in its network namespace, with its
+/// environment and folder (its `log` is not used: the output is returned).
+pub fn run_spec(spec: &Spec) -> Result<String, RunError> {
+    let command = spec.display();
+    let program = spec.program.to_string_lossy().into_owned();
+    let netns = match &spec.netns {
+        Some(path) => Some(File::open(path).map_err(|source| RunError::Io {
+            command: command.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args).stdin(Stdio::null());
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = &spec.current_dir {
+        cmd.current_dir(dir);
+    }
+    if let Some(ns) = netns {
+        // SAFETY: setns is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                Ok(())
+            });
+        }
+    }
+    let out = cmd.output().map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            RunError::NotFound {
+                hint: install_hint(&program),
+                program: program.clone(),
             }
-        })?;
+        } else {
+            RunError::Io {
+                command: command.clone(),
+                source,
+            }
+        }
+    })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(RunError::Failed {
-            command: format!("{program} {}", args.join(" ")),
+            command,
             status: out.status,
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         })

@@ -30,14 +30,12 @@ pub struct Recipe {
     pub config: &'static str,
     pub parent: Option<&'static str>,
     pub steps: RecipeSteps,
-    /// Whether a later scenario may start from the saved state. Not for
-    /// states with live connections to the lab: a restored guest's tor
-    /// holds TLS connections the relays closed minutes ago, and a fetch
-    /// through it timed out; such a checkpoint is reached again from its
-    /// (restorable) parent each time.
+    /// Whether a later scenario may start from the saved state (else it
+    /// is reached again from its parent each time).
     pub reusable: bool,
     /// The guest is on the network in this state: a VM restored from it
-    /// must show its traffic.
+    /// must show its traffic, and is brought back online first (its
+    /// connections to the lab are stale: see `lab_steps::refresh_online`).
     pub online: bool,
 }
 
@@ -82,7 +80,7 @@ pub fn recipes() -> Vec<Recipe> {
             name: "tor-ready",
             config: "derivative-lab",
             parent: Some("lab-greeter"),
-            reusable: false,
+            reusable: true,
             online: true,
             steps: |world| {
                 async move {
@@ -95,14 +93,15 @@ pub fn recipes() -> Vec<Recipe> {
             },
         },
         // What `tor-ready` is for a VPN derivative (`online` resolves to
-        // it). Not reusable either: a restored guest would send with
-        // session counters the server has seen already, and WireGuard's
-        // replay protection drops those packets.
+        // it). A restored guest's tunnel session is stale (the server has
+        // seen its packet counters already and would drop them as
+        // replays): `lab_steps::refresh_online` has the guest's VPN client
+        // reconnect, and waits for its new handshake.
         Recipe {
             name: "vpn-ready",
             config: "derivative-lab",
             parent: Some("lab-greeter"),
-            reusable: false,
+            reusable: true,
             online: true,
             steps: |world| {
                 async move {
@@ -257,9 +256,6 @@ pub fn reach<'a>(
                 ..Default::default()
             };
             world.start_vm(&config, options).await?;
-            if recipe.online {
-                world.network_used();
-            }
             if recipe.config.starts_with("derivative") {
                 // The restored guest's clock is as old as the checkpoint;
                 // Tor refuses a consensus from its "future".
@@ -268,6 +264,10 @@ pub fn reach<'a>(
                     .wait_ready(harness::wait::scaled(Duration::from_secs(30)))
                     .await?;
                 guest.sync_clock().await?;
+            }
+            if recipe.online {
+                world.network_used();
+                crate::lab_steps::refresh_online(world).await?;
             }
             return Ok(());
         }

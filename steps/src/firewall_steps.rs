@@ -116,19 +116,6 @@ async fn unplug_for(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
 /// person would, plug it back in, then wait until the guest has really
 /// reconnected: a new DHCP exchange in its capture, after the replug.
 async fn reconnect(world: &mut TailorWorld, out_for: Duration) -> anyhow::Result<()> {
-    world.vm()?.set_link(false).await?;
-    wait_carrier(world, false).await?;
-    // The cable stays out: this pause is the point, not a wait for a state.
-    tokio::time::sleep(out_for).await;
-    // filter-dump stamps frames with the host's clock.
-    let replugged = harness::net::analysis::Timestamp::from_nanos(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos() as i128,
-    );
-    world.vm()?.set_link(true).await?;
-    wait_carrier(world, true).await?;
-    world.network_used();
     let capture = world
         .current_capture()
         .map(|c| c.path.clone())
@@ -136,6 +123,17 @@ async fn reconnect(world: &mut TailorWorld, out_for: Duration) -> anyhow::Result
             anyhow::anyhow!("the computer is not on the lab network: cannot see it reconnect")
         })?;
     let policy = crate::lab_steps::policy().await?;
+    world.vm()?.set_link(false).await?;
+    wait_carrier(world, false).await?;
+    // The cable stays out: this pause is the point, not a wait for a state.
+    tokio::time::sleep(out_for).await;
+    // What DHCP the capture holds before the replug. Counted, not timed:
+    // filter-dump stamps frames with the guest's virtual clock, which
+    // stands still while the VM is paused (a checkpoint being saved).
+    let before = dhcp_packets(&policy, &harness::net::analysis::analyse_path(&capture)?);
+    world.vm()?.set_link(true).await?;
+    wait_carrier(world, true).await?;
+    world.network_used();
     wait::wait_until::<_, std::convert::Infallible, _, _>(
         "the guest to redo DHCP after the cable came back (a request from it and the lab's answer, in its capture)",
         wait::scaled(Duration::from_secs(60)),
@@ -145,10 +143,18 @@ async fn reconnect(world: &mut TailorWorld, out_for: Duration) -> anyhow::Result
             let policy = policy.clone();
             async move {
                 match harness::net::analysis::analyse_path(&capture) {
-                    Ok(a) => match dhcp_exchange_since(&policy, &a, replugged) {
-                        true => Check::Ready(()),
-                        false => Check::NotYet("no DHCP exchange since the replug yet".into()),
-                    },
+                    Ok(a) => {
+                        let now = dhcp_packets(&policy, &a);
+                        if now.from_guest > before.from_guest && now.from_lab > before.from_lab {
+                            Check::Ready(())
+                        } else {
+                            Check::NotYet(format!(
+                                "DHCP since the replug: {} packets from the guest, {} from the lab",
+                                now.from_guest - before.from_guest,
+                                now.from_lab - before.from_lab
+                            ))
+                        }
+                    }
                     Err(e) => Check::NotYet(format!("reading {}: {e}", capture.display())),
                 }
             }
@@ -158,34 +164,34 @@ async fn reconnect(world: &mut TailorWorld, out_for: Duration) -> anyhow::Result
     Ok(())
 }
 
-/// Whether the guest sent a DHCP request at or after `since` and the lab
-/// answered it after that.
-fn dhcp_exchange_since(
+/// DHCP packets in a capture: client to server from the guest, server to
+/// client from the lab.
+#[derive(Debug, Clone, Copy)]
+struct DhcpPackets {
+    from_guest: u64,
+    from_lab: u64,
+}
+
+fn dhcp_packets(
     policy: &harness::net::policy::Policy,
     analysis: &harness::net::analysis::Analysis,
-    since: harness::net::analysis::Timestamp,
-) -> bool {
+) -> DhcpPackets {
     let lab = policy.lab_mac_set(analysis);
-    let from_guest =
-        |f: &&harness::net::analysis::Flow| f.src_mac.is_some_and(|m| !lab.contains(&m));
-    let dhcp = |f: &harness::net::analysis::Flow, src: u16, dst: u16| {
-        f.key.protocol == harness::net::analysis::Protocol::Udp
-            && f.key.src_port == Some(src)
-            && f.key.dst_port == Some(dst)
+    let count = |src: u16, dst: u16, guest: bool| {
+        analysis
+            .flows
+            .iter()
+            .filter(|f| {
+                f.key.protocol == harness::net::analysis::Protocol::Udp
+                    && f.key.src_port == Some(src)
+                    && f.key.dst_port == Some(dst)
+                    && f.src_mac.is_some_and(|m| lab.contains(&m) != guest)
+            })
+            .map(|f| f.packets)
+            .sum()
     };
-    let Some(request) = analysis
-        .flows
-        .iter()
-        .filter(from_guest)
-        .filter(|f| dhcp(f, 68, 67) && f.last >= since)
-        .map(|f| f.last)
-        .min()
-    else {
-        return false;
-    };
-    analysis
-        .flows
-        .iter()
-        .filter(|f| !from_guest(f))
-        .any(|f| dhcp(f, 67, 68) && f.last >= request)
+    DhcpPackets {
+        from_guest: count(68, 67, true),
+        from_lab: count(67, 68, false),
+    }
 }

@@ -7,8 +7,9 @@
 //! DNS left the guest outside Tor` reads the current VM's capture so far);
 //! they never judge less than this module does at the end.
 //!
-//! The end: [`JudgingParser`] appends one step to every scenario as it is
-//! parsed, [`JUDGE_STEP`], so the judgement is a step like any other: it
+//! The end: the runner appends one step to every scenario it runs
+//! ([`append_judge_step`], [`JUDGE_STEP`]), so the judgement is a step like
+//! any other: it
 //! shows in the console, the JUnit file and the report, and a leak fails
 //! the scenario instead of being reported after it as a pass. The step
 //! freezes the guest (its CPUs stop and its capture is closed, so nothing
@@ -28,11 +29,9 @@
 //! [`DELIBERATE_TAG`]; its report says which attempts it made, and
 //! whatever of them reached the wire is still a leak.
 
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::path::PathBuf;
 
 use cucumber::gherkin;
-use futures::{Stream, StreamExt as _};
 use harness::net::analysis::{self, Analysis, MacAddr};
 use harness::net::policy::{Policy, Verdict};
 
@@ -95,26 +94,6 @@ impl TailorWorld {
             c.network_used = true;
             c.anonymity_traffic_expected = true;
         }
-    }
-}
-
-/// Appends [`JUDGE_STEP`] to every scenario of the features it parses.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct JudgingParser;
-
-impl<I: AsRef<Path>> cucumber::Parser<I> for JudgingParser {
-    type Cli = cucumber::cli::Empty;
-    type Output = Pin<Box<dyn Stream<Item = cucumber::parser::Result<gherkin::Feature>>>>;
-
-    fn parse(self, input: I, _cli: Self::Cli) -> Self::Output {
-        let basic = cucumber::parser::Basic::new();
-        let features = cucumber::Parser::parse(basic, input, Default::default());
-        Box::pin(features.map(|feature| {
-            feature.map(|mut feature| {
-                append_judge_step(&mut feature);
-                feature
-            })
-        }))
     }
 }
 
@@ -267,7 +246,7 @@ async fn judge_all(world: &mut TailorWorld) -> anyhow::Result<Vec<Judged>> {
             text.push_str(&format!("INCONCLUSIVE: {why}\n"));
         }
         for v in &j.verdicts {
-            crate::evidence::verdict(v, &j.analysis, &policy);
+            crate::report::verdict(v, &j.analysis, &policy);
             text.push_str(&v.to_string());
         }
         let file = world
@@ -343,5 +322,165 @@ pub async fn judge_for_the_record(world: &mut TailorWorld) {
             }
         }
         Err(e) => eprintln!("could not judge the failed scenario's captures: {e:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> gherkin::Feature {
+        gherkin::Feature::parse(text, gherkin::GherkinEnv::default()).expect("a valid feature")
+    }
+
+    #[test]
+    fn every_scenario_ends_with_the_judging_step_once() {
+        let mut feature = parse(
+            "Feature: f\n\
+             \n  Background:\n    Given a computer at checkpoint \"online\"\n\
+             \n  Scenario: one\n    When I run \"true\" in the guest\n    Then the command succeeds\n\
+             \n  Rule: r\n    Scenario: two\n      When I run \"true\" in the guest\n\
+             \n  Scenario Outline: three <n>\n    When I run \"<n>\" in the guest\n\
+             \n    Examples:\n      | n |\n      | a |\n      | b |\n",
+        );
+        append_judge_step(&mut feature);
+        append_judge_step(&mut feature);
+        let scenarios: Vec<&gherkin::Scenario> = feature
+            .scenarios
+            .iter()
+            .chain(feature.rules.iter().flat_map(|r| r.scenarios.iter()))
+            .collect();
+        assert_eq!(scenarios.len(), 3);
+        for scenario in scenarios {
+            let last = scenario.steps.last().unwrap();
+            assert_eq!(last.value, JUDGE_STEP, "{}", scenario.name);
+            assert_eq!(last.ty, gherkin::StepType::Then);
+            let judged = scenario
+                .steps
+                .iter()
+                .filter(|s| s.value == JUDGE_STEP)
+                .count();
+            assert_eq!(judged, 1, "{}", scenario.name);
+            // Reported at the line of the scenario's last written step.
+            let written = &scenario.steps[scenario.steps.len() - 2];
+            assert_eq!(last.position, written.position);
+        }
+        // The background is not judged on its own: it runs inside each
+        // scenario, whose last step judges it.
+        assert!(feature
+            .background
+            .unwrap()
+            .steps
+            .iter()
+            .all(|s| s.value != JUDGE_STEP));
+    }
+
+    mod captures {
+        use super::super::*;
+        use harness::net::analysis::{Format, Timestamp};
+        use harness::net::synth::{capture, Station};
+        use std::net::IpAddr;
+        use std::path::Path;
+
+        fn ip(s: &str) -> IpAddr {
+            s.parse().unwrap()
+        }
+        const LAB: &str = "02:00:00:00:00:01";
+
+        fn policy() -> Policy {
+            let mut p = Policy::new(["10.203.0.1:5001".parse().unwrap()], Some(ip("10.203.0.1")));
+            p.lab_macs.insert(LAB.parse().unwrap());
+            p
+        }
+
+        fn file(frames: &[(Timestamp, Vec<u8>)]) -> tempfile::NamedTempFile {
+            let f = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(f.path(), capture(Format::Pcap, frames)).unwrap();
+            f
+        }
+
+        fn record(path: &Path, network_used: bool, expected: bool) -> ScenarioCapture {
+            ScenarioCapture {
+                path: path.to_owned(),
+                vm: "derivative-lab".into(),
+                nic_mac: "52:54:00:12:34:56".parse().ok(),
+                restored_from: None,
+                network_used,
+                anonymity_traffic_expected: expected,
+                closed: true,
+            }
+        }
+
+        fn at(ms: i128) -> Timestamp {
+            Timestamp::from_nanos(1_795_593_600_000_000_000 + ms * 1_000_000)
+        }
+
+        #[test]
+        fn a_silent_guest_passes_only_if_it_never_used_the_network() {
+            let bridge = Station::new(LAB.parse().unwrap(), "02:00:00:aa:bb:cc".parse().unwrap());
+            let f = file(&[(
+                at(0),
+                bridge.ping(
+                    "10.203.0.1".parse().unwrap(),
+                    "10.203.0.57".parse().unwrap(),
+                ),
+            )]);
+            let quiet = judge_capture(&policy(), &record(f.path(), false, false)).unwrap();
+            assert!(quiet.passed(), "{:?}", quiet.inconclusive);
+            let used = judge_capture(&policy(), &record(f.path(), true, false)).unwrap();
+            assert!(!used.passed());
+            assert!(used
+                .inconclusive
+                .unwrap()
+                .contains("holds no frame from it"));
+        }
+
+        #[test]
+        fn a_fetch_needs_traffic_to_an_allowed_endpoint() {
+            let guest = Station::new("02:00:00:aa:bb:cc".parse().unwrap(), LAB.parse().unwrap());
+            let f = file(&[(at(0), guest.dhcp_discover())]);
+            let j = judge_capture(&policy(), &record(f.path(), true, true)).unwrap();
+            assert!(j
+                .inconclusive
+                .unwrap()
+                .contains("no guest traffic to an allowed endpoint"));
+            let f = file(&[
+                (at(0), guest.dhcp_discover()),
+                (
+                    at(1),
+                    guest.tcp_syn((ip("10.203.0.57"), 40_000), (ip("10.203.0.1"), 5001)),
+                ),
+            ]);
+            let j = judge_capture(&policy(), &record(f.path(), true, true)).unwrap();
+            assert!(j.passed(), "{:?}", j.inconclusive);
+        }
+
+        #[test]
+        fn a_leak_in_any_check_fails_the_capture() {
+            let guest = Station::new("02:00:00:aa:bb:cc".parse().unwrap(), LAB.parse().unwrap());
+            let f = file(&[
+                (
+                    at(0),
+                    guest.tcp_syn((ip("10.203.0.57"), 40_000), (ip("10.203.0.1"), 5001)),
+                ),
+                (
+                    at(1),
+                    guest.dns_query(
+                        (ip("10.203.0.57"), 3333),
+                        (ip("10.203.0.1"), 53),
+                        &["example.com"],
+                    ),
+                ),
+            ]);
+            let j = judge_capture(&policy(), &record(f.path(), true, false)).unwrap();
+            assert!(!j.passed());
+            let failed: Vec<String> = j
+                .verdicts
+                .iter()
+                .filter(|v| !v.passed())
+                .map(|v| v.check.slug().to_owned())
+                .collect();
+            assert_eq!(failed, ["only-tor", "no-dns"]);
+        }
     }
 }

@@ -32,9 +32,7 @@ pub(crate) static INTERNET: tokio::sync::Mutex<Option<Internet>> =
 
 pub(crate) async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet> {
     if slot.is_none() {
-        let dir = tempfile::Builder::new()
-            .prefix("tailor-internet-")
-            .tempdir()?;
+        let dir = harness::tor::run_dir()?;
         // A LAN that offers IPv6, as many do: the guest must not take it.
         let lab = Lab::start(LabConfig {
             ipv6_router_advertisements: true,
@@ -78,12 +76,13 @@ pub async fn ensure_tor() -> anyhow::Result<()> {
     let mut slot = INTERNET.lock().await;
     let internet = ensure_lab(&mut slot).await?;
     if internet.tor.is_none() {
-        let netns = internet.lab.netns_path().to_owned();
+        // Entered the lab's way: the whole network also runs rootless.
+        let namespace = internet.lab.namespace();
         let run = internet._dir.path().to_owned();
         let network =
-            Network::start(NetworkSpec::new(&netns, BRIDGE_ADDR, run.join("tor"))).await?;
+            Network::start(NetworkSpec::new(&namespace, BRIDGE_ADDR, run.join("tor"))).await?;
         let web = WebServer::start(
-            &netns,
+            &namespace,
             SocketAddrV4::new(INTERNET_ADDR, 80),
             &run.join("web"),
         )
@@ -183,7 +182,7 @@ pub(crate) async fn judge_capture(
     let capture = world.capture_to_judge()?;
     let analysis = analysis::analyse_path(&capture.path)?;
     let verdict = check(&policy, &analysis);
-    crate::evidence::verdict(&verdict, &analysis, &policy);
+    crate::report::verdict(&verdict, &analysis, &policy);
     let sent = crate::judging::guest_frames(&policy, &analysis);
     save_verdict(world, &verdict, &capture.path);
     if sent == 0 {
@@ -256,6 +255,25 @@ pub async fn wait_online(world: &mut TailorWorld, timeout: Duration) -> anyhow::
             Ok(world.vm()?.wait_serial(markers::TOR_READY, timeout).await?)
         }
         Kind::Vpn => crate::vpn_steps::wait_connected(world, timeout).await,
+    }
+}
+
+/// Bring a guest restored from an online checkpoint back online: its
+/// connections are stale (the lab closed its side) and its circuits old.
+/// For Tor, restart the guest's tor and wait for it to bootstrap again.
+pub async fn refresh_online(world: &mut TailorWorld) -> anyhow::Result<()> {
+    match world.settings.kind {
+        Kind::Tor | Kind::Bridges => {
+            let guest = world.guest()?;
+            let took = harness::derivative::online::restart_tor(
+                &guest,
+                harness::wait::scaled(Duration::from_secs(60)),
+            )
+            .await?;
+            tracing::info!("the restored guest's tor bootstrapped again in {took:.2?}");
+            Ok(())
+        }
+        Kind::Vpn => crate::vpn_steps::reconnect(world).await,
     }
 }
 
@@ -361,6 +379,18 @@ async fn fetch_through_tor_as(
     }
     world.last_exec = Some(result);
     Ok(())
+}
+
+/// Fetch the lab's web page the way the derivative's users reach the
+/// Internet: through Tor's SocksPort for Tor kinds, straight (into the
+/// tunnel) for a VPN.
+#[when("I fetch the lab's web page in the guest")]
+async fn fetch_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
+    let url = format!("http://{INTERNET_ADDR}/");
+    match world.settings.kind {
+        Kind::Tor | Kind::Bridges => fetch_through_tor_as(world, url, "root".into()).await,
+        Kind::Vpn => crate::vpn_steps::fetch_lab_page(world).await,
+    }
 }
 
 #[then("the fetched page is the lab's web page")]

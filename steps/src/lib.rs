@@ -12,18 +12,19 @@
 //!   Internet), start, online and policy, and the VPN feature's steps.
 //!
 //! What a run leaves: [`report`] records every scenario and step (with a
-//! screenshot after each step), steps file what they saw with [`evidence`],
-//! and [`html`] writes `artifacts/<run>/index.html` from both.
+//! screenshot after each step) and what steps saw, and writes
+//! `artifacts/<run>/index.html` from both.
 
 pub mod checkpoints;
-pub mod evidence;
 pub mod firewall_steps;
 pub mod guest_steps;
-pub mod html;
 pub mod judging;
 pub mod lab_steps;
+pub mod preflight;
 pub mod report;
+pub mod rerun;
 pub mod runner;
+pub mod selection;
 pub mod shard;
 pub mod vm_steps;
 pub mod vpn_steps;

@@ -4,21 +4,30 @@
 //! that may have two cores), skipped steps count as failures. Every run
 //! ends with a summary and the HTML report `artifacts/<run>/index.html`
 //! (also when it is cut short).
+//!
+//! Before anything boots, [`selection`](crate::selection) decides which
+//! scenarios run and [`preflight`](crate::preflight) checks what they
+//! need, so a wrong filter, path, feature or ISO ends the run at once with
+//! exit code 2 ([`exit_code`]). Cucumber gets the selected features as
+//! they are (`Selected`), so every feature passes through one place on
+//! its way in.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Context;
 use cucumber::writer::{self, Coloring};
 use cucumber::{StatsWriter as _, World as _, WriterExt as _};
 use futures::FutureExt as _;
 
-use crate::evidence;
-use crate::html::{self, RunInfo};
+use crate::report::evidence;
+use crate::report::html::{self, RunInfo};
 use crate::report::{Recorder, RecordsHandle};
-use crate::shard::{self, Shard};
+use crate::rerun;
+use crate::selection::{self, InputError, Selection};
+use crate::shard::Shard;
 use crate::world::{set_settings, Settings};
 use crate::TailorWorld;
+use cucumber::gherkin;
 
 /// Options of a feature run.
 #[derive(clap::Args, Debug, Clone)]
@@ -30,7 +39,8 @@ pub struct RunArgs {
     /// vm-config to use for every boot instead of the one a feature names.
     #[arg(long)]
     pub vm_config: Option<PathBuf>,
-    /// Folder of .feature files.
+    /// Folder of .feature files, read when no feature file or folder is
+    /// named.
     #[arg(long, default_value = "features")]
     pub features: PathBuf,
     /// Folder of reference images; repeat it to layer folders, first one
@@ -66,8 +76,18 @@ pub struct RunArgs {
     /// tagged for other kinds (`@kind-vpn`, ...) are left out.
     #[arg(long)]
     pub kind: Option<harness::derivative::Kind>,
-    /// Feature files, or FILE:LINE for the one scenario at that line.
+    /// Print the selected scenarios (FILE:LINE and name), one a line, and
+    /// exit without booting anything.
+    #[arg(long)]
+    pub list: bool,
+    /// Feature files or folders, wherever they are, or FILE:LINE for the
+    /// scenario at that line (any line of it: tags, steps, an example
+    /// row); several may be given.
     pub targets: Vec<String>,
+    /// How this program was started, for the command that reruns a failed
+    /// scenario (e.g. `tailor run`); the options follow it.
+    #[arg(skip)]
+    pub rerun_prefix: Vec<String>,
     /// Leave the lab and its Tor network running after the run, for the
     /// next run in this process (a test that runs the suite against several
     /// ISOs); the last one calls `lab_steps::teardown`.
@@ -93,44 +113,56 @@ impl RunArgs {
             shard: None,
             pause_on_failure: false,
             kind: None,
+            list: false,
             targets: vec![],
+            rerun_prefix: vec![],
             keep_lab: false,
         }
     }
-}
 
-/// One FILE or FILE:LINE target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub file: PathBuf,
-    pub line: Option<usize>,
-}
-
-impl Target {
-    pub fn parse(text: &str) -> anyhow::Result<Target> {
-        let (file, line) = match text.rsplit_once(':') {
-            Some((file, line)) if !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()) => {
-                (file, Some(line.parse().context("line number")?))
-            }
-            _ => (text, None),
-        };
-        let file = std::fs::canonicalize(file)
-            .with_context(|| format!("feature file `{file}` not found"))?;
-        Ok(Target { file, line })
+    /// What to select, as [`selection::select`] takes it, for a
+    /// derivative of `kind`.
+    pub fn request(&self, kind: harness::derivative::Kind) -> selection::Request {
+        selection::Request {
+            targets: self.targets.clone(),
+            features_dir: self.features.clone(),
+            tags: self.tags.clone(),
+            name: self.name.clone(),
+            shard: self.shard,
+            kind,
+        }
     }
 
-    fn selects(&self, feature: &gherkin::Feature, scenario: &gherkin::Scenario) -> bool {
-        let same_file = feature
-            .path
-            .as_deref()
-            .and_then(|p| std::fs::canonicalize(p).ok())
-            .is_some_and(|p| p == self.file);
-        same_file && self.line.is_none_or(|line| scenario.position.line == line)
+    /// The derivative's kind this run would test (see
+    /// [`Settings::resolve_kind`]), and where that came from.
+    pub fn resolve_kind(&self) -> anyhow::Result<(harness::derivative::Kind, String)> {
+        self.settings(self.artifacts.clone())
+            .map(|(s, why)| (s.kind, why))
+    }
+
+    /// The run's settings, with `artifacts` as the run's folder and the
+    /// derivative's kind resolved (see [`Settings::resolve_kind`]); also
+    /// says where the kind came from.
+    fn settings(&self, artifacts: PathBuf) -> anyhow::Result<(Settings, String)> {
+        let mut settings = Settings {
+            screenshots: self.screenshots.clone(),
+            vm_configs: self.vm_configs.clone(),
+            vm_config: self.vm_config.clone(),
+            iso: self.iso.clone(),
+            artifacts,
+            pause_on_failure: self.pause_on_failure,
+            kind: harness::derivative::Kind::default(),
+        };
+        let (kind, why) = settings
+            .resolve_kind(self.kind)
+            .map_err(|e| anyhow::Error::new(InputError(format!("{e:#}"))))?;
+        settings.kind = kind;
+        Ok((settings, why))
     }
 }
 
 /// What a run ended with (scenarios by their last attempt).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RunSummary {
     pub passed: usize,
     pub failed: usize,
@@ -149,74 +181,81 @@ impl RunSummary {
     }
 }
 
-use cucumber::gherkin;
-
 /// Run the features as `args` say.
 pub async fn run(args: RunArgs) -> anyhow::Result<RunSummary> {
     run_recorded(args).await.map(|(summary, _)| summary)
 }
 
-/// [`run`], also returning what every scenario and step did.
-pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::report::Records)> {
-    if !args.features.is_dir() {
-        anyhow::bail!("features folder {} does not exist", args.features.display());
+/// The process exit code for a run's outcome: 0 all passed (or nothing
+/// to do: an empty shard, a listing), 1 a scenario failed, 2 a usage or
+/// input error (bad filter, missing file, malformed feature, missing ISO),
+/// which is always found before anything boots.
+pub fn exit_code(outcome: &anyhow::Result<RunSummary>) -> u8 {
+    match outcome {
+        Ok(summary) if summary.success() => 0,
+        Ok(_) => 1,
+        Err(e) if e.downcast_ref::<InputError>().is_some() => 2,
+        Err(_) => 1,
     }
-    // Long waits report progress through `tracing`; the CLI sets up a
-    // subscriber, `cargo test --features vm` does not.
+}
+
+/// Whether to colour what goes to a stream: only a terminal's, and not
+/// when `NO_COLOR` is set (to anything but "").
+pub fn colour(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The `tracing` subscriber every entry point uses: `TAILOR_LOG` filters
+/// (default `info`), stderr, colour as [`colour`] says.
+pub fn init_logging() {
+    use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TAILOR_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(colour(std::io::stderr().is_terminal()))
         .with_writer(std::io::stderr)
         .try_init();
-    let keep_lab = args.keep_lab;
+}
+
+/// [`run`], also returning what every scenario and step did.
+pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::report::Records)> {
+    use std::io::IsTerminal as _;
+    // Long waits report progress through `tracing`; the CLI sets up a
+    // subscriber, `cargo test --features vm` does not.
+    init_logging();
     let run_id = run_id();
     let run_artifacts = args.artifacts.join(&run_id);
-    let mut settings = Settings {
-        screenshots: args.screenshots.clone(),
-        vm_configs: args.vm_configs.clone(),
-        vm_config: args.vm_config.clone(),
-        iso: args.iso.clone(),
-        artifacts: run_artifacts.clone(),
-        pause_on_failure: args.pause_on_failure,
-        kind: harness::derivative::Kind::default(),
+    let (settings, kind_from) = args.settings(run_artifacts.clone())?;
+    let (features, chosen) = match selection::select(&args.request(settings.kind))? {
+        Selection::Run { features, chosen } => (features, chosen),
+        Selection::EmptyShard(why) => {
+            println!("{why}");
+            return Ok(Default::default());
+        }
     };
-    let (kind, why) = settings.resolve_kind(args.kind)?;
-    settings.kind = kind;
-    println!("derivative kind: {kind} (from {why})");
+    if args.list {
+        for c in &chosen {
+            println!("{}  {}", c.target(), c.name);
+        }
+        return Ok(Default::default());
+    }
+    let keep_lab = args.keep_lab;
+    println!("derivative kind: {} (from {kind_from})", settings.kind);
+    crate::preflight::check(&settings, &features)?;
     set_settings(settings);
-    let targets = args
-        .targets
-        .iter()
-        .map(|t| Target::parse(t))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let shard_plan = match args.shard {
-        Some(shard) => Some((shard, shard::plan(&args.features, shard.count)?)),
-        None => None,
-    };
-    let mut opts: cucumber::cli::Opts<_, _, _, cucumber::cli::Empty> =
-        cucumber::cli::Opts::default();
-    if let Some(name) = &args.name {
-        opts.re_filter = Some(
-            regex::Regex::new(name)
-                .with_context(|| format!("--name `{name}` is not a valid regex"))?,
-        );
-    }
-    if let Some(tags) = &args.tags {
-        opts.tags_filter = Some(
-            tags.parse()
-                .map_err(|e| anyhow::anyhow!("--tags `{tags}` is not a tag expression: {e}"))?,
-        );
-    }
     let junit: Box<dyn std::io::Write> = match &args.junit {
-        Some(path) => Box::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot write the JUnit report {}", path.display()))?,
-        ),
+        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| {
+            anyhow::Error::new(InputError(format!(
+                "cannot write the JUnit report {}: {e}",
+                path.display()
+            )))
+        })?),
         None => Box::new(std::io::sink()),
     };
-    let (recorder, records) = Recorder::new();
+    let rerun = rerun::Commands::new(&args, &chosen);
+    let (recorder, records) = Recorder::new(rerun.for_report());
     evidence::begin_run();
     let mut report = ReportOnDrop {
         records: records.clone(),
@@ -231,11 +270,16 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
         written: false,
     };
     let start = Instant::now();
+    let coloring = if colour(std::io::stdout().is_terminal()) {
+        Coloring::Always
+    } else {
+        Coloring::Never
+    };
+    let banner_commands = rerun.clone();
     let writer = TailorWorld::cucumber::<PathBuf>()
-        // Every scenario ends with the step that judges all its captures.
-        .with_parser(crate::judging::JudgingParser)
+        .with_parser(Selected)
         .with_writer(
-            writer::Basic::raw(std::io::stdout(), Coloring::Auto, 0)
+            writer::Basic::raw(std::io::stdout(), coloring, 0)
                 .summarized()
                 .tee::<TailorWorld, _>(writer::JUnit::for_tee(junit, 0))
                 .normalized()
@@ -250,8 +294,10 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
         // @fragile scenarios get one more attempt; both are reported.
         .retries(1)
         .retry_filter(fragile_tag())
-        .before(|feature, _rule, scenario, world| {
+        .before(move |feature, _rule, scenario, world| {
+            let rerun = banner_commands.get(feature, scenario);
             async move {
+                rerun::set_current(rerun);
                 world.begin_scenario(feature, scenario);
                 evidence::scenario_began(&world.scenario_dir);
             }
@@ -273,24 +319,8 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
             .boxed_local()
         })
         .fail_on_skipped()
-        .with_cli(opts)
-        .filter_run(args.features.clone(), move |feature, rule, scenario| {
-            let in_shard = shard_plan.as_ref().is_none_or(|(shard, plan)| {
-                let group = shard::group_of(feature, rule, scenario);
-                plan.get(&group).copied().unwrap_or(0) == shard.index - 1
-            });
-            let for_kind = harness::derivative::kind::applies(
-                &[
-                    &feature.tags,
-                    rule.map(|r| r.tags.as_slice()).unwrap_or_default(),
-                    &scenario.tags,
-                ],
-                kind,
-            );
-            for_kind
-                && in_shard
-                && (targets.is_empty() || targets.iter().any(|t| t.selects(feature, scenario)))
-        })
+        .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
+        .run(features)
         .await;
     crate::checkpoints::clear();
     if !keep_lab {
@@ -313,12 +343,51 @@ pub async fn run_recorded(args: RunArgs) -> anyhow::Result<(RunSummary, crate::r
     print!("{}", records.summary(start.elapsed()));
     if summary.failed > 0 {
         println!("failure artifacts: {}", run_artifacts.display());
+        println!("rerun a failed scenario:");
+        for s in records.final_outcomes().filter(|s| s.failed()) {
+            if let Some(command) = &s.rerun {
+                println!("  {command}");
+            }
+        }
     }
     report.info.interrupted = false;
     if let Some(path) = report.write() {
         println!("report: {}", path.display());
     }
     Ok((summary, records))
+}
+
+/// Hands cucumber the features [`selection::select`] chose: the one way in
+/// for every feature a run runs, and so the place to change them on their
+/// way (say, a step appended to every scenario).
+struct Selected;
+
+impl cucumber::Parser<Vec<gherkin::Feature>> for Selected {
+    type Cli = cucumber::cli::Empty;
+    type Output =
+        futures::stream::Iter<std::vec::IntoIter<cucumber::parser::Result<gherkin::Feature>>>;
+
+    fn parse(self, features: Vec<gherkin::Feature>, _cli: Self::Cli) -> Self::Output {
+        // Every scenario ends with the step that judges all its captures.
+        let judged = features.into_iter().map(|mut feature| {
+            crate::judging::append_judge_step(&mut feature);
+            Ok(feature)
+        });
+        futures::stream::iter(judged.collect::<Vec<_>>())
+    }
+}
+
+/// The banner printed for a failed scenario: where its artifacts are, and
+/// the command that runs it again.
+pub fn failure_banner(dir: &Path) -> String {
+    let rule = "=".repeat(74);
+    let rerun = rerun::current()
+        .map(|c| format!("rerun it:\n{c}\n"))
+        .unwrap_or_default();
+    format!(
+        "==================== artifacts of the failed scenario ====================\n{}\n{rerun}{rule}",
+        dir.display()
+    )
 }
 
 /// Background, rule background and scenario steps: what a scenario whose
@@ -384,17 +453,15 @@ fn fragile_tag() -> gherkin::tagexpr::TagOperation {
 
 /// A run's folder name: UTC time, sortable, plus the PID for uniqueness.
 fn run_id() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86400, secs % 86400);
-    let (y, m, d) = harness::net::analysis::civil_from_days(days as i64);
+    let t = time::OffsetDateTime::now_utc();
     format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
+        "{:04}{:02}{:02}-{:02}{:02}{:02}-{}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
         std::process::id()
     )
 }
@@ -428,18 +495,5 @@ mod tests {
             "{id}"
         );
         assert!(id.starts_with("20"), "{id}");
-    }
-
-    #[test]
-    fn file_and_line_targets() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("a.feature");
-        std::fs::write(&f, "Feature: x\n").unwrap();
-        let t = Target::parse(&format!("{}:12", f.display())).unwrap();
-        assert_eq!(t.line, Some(12));
-        let t = Target::parse(&f.display().to_string()).unwrap();
-        assert_eq!(t.line, None);
-        let err = Target::parse("/nope/x.feature:3").unwrap_err().to_string();
-        assert!(err.contains("/nope/x.feature"), "{err}");
     }
 }

@@ -108,17 +108,26 @@ pub fn plan(dir: &Path, count: usize) -> anyhow::Result<BTreeMap<String, usize>>
             }
         }
     }
+    Ok(plan_groups(sizes, count))
+}
+
+/// Assign groups (name -> number of scenarios) to `count` shards
+/// (0-based): largest first, each to the least loaded shard. A shard stays
+/// empty only when there are fewer groups than shards.
+pub fn plan_groups(sizes: BTreeMap<String, usize>, count: usize) -> BTreeMap<String, usize> {
     let mut groups: Vec<(String, usize)> = sizes.into_iter().collect();
     // Largest first; equal sizes in name order, so every machine agrees.
     groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut load = vec![0usize; count];
+    let mut load = vec![0usize; count.max(1)];
     let mut plan = BTreeMap::new();
     for (group, size) in groups {
-        let shard = (0..count).min_by_key(|&i| (load[i], i)).unwrap_or(0);
-        load[shard] += size;
+        let shard = (0..load.len()).min_by_key(|&i| (load[i], i)).unwrap_or(0);
+        // An empty group still takes a place, so every shard gets one
+        // while groups last.
+        load[shard] += size.max(1);
         plan.insert(group, shard);
     }
-    Ok(plan)
+    plan
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ fn record(
         Err(e) => e.outcome().cloned(),
     };
     if let Some(outcome) = &world.last_screen_wait {
-        crate::evidence::screen_wait(outcome.clone());
+        crate::report::screen_wait(outcome.clone());
     }
     result
 }

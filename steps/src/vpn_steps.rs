@@ -107,9 +107,19 @@ async fn guest_state(guest: &harness::guest::Guest) -> anyhow::Result<Option<Gue
 /// port the guest's tunnel sends from (a handshake of this tunnel, not of
 /// an earlier VM or an earlier tunnel of this one).
 pub async fn wait_connected(world: &mut TailorWorld, timeout: Duration) -> anyhow::Result<()> {
+    wait_connected_anew(&world.guest()?, timeout, None).await
+}
+
+/// [`wait_connected`], for a tunnel other than the one that sent from
+/// `stale` (a restored guest's, before it reconnected).
+/// One agent connection throughout: the agent's socket takes one client
+/// at a time.
+async fn wait_connected_anew(
+    guest: &harness::guest::Guest,
+    timeout: Duration,
+    stale: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     let what = "the guest's VPN to connect (its state file says connected, and the lab's server completed a handshake with it from where it says)";
-    let guest = world.guest()?;
-    let guest = &guest;
     let result = wait::wait_until::<_, std::convert::Infallible, _, _>(
         what,
         wait::scaled(timeout),
@@ -125,6 +135,11 @@ pub async fn wait_connected(world: &mut TailorWorld, timeout: Duration) -> anyho
                 let Some(local) = state.local.filter(|_| state.is_connected()) else {
                     return Check::NotYet(format!("the guest's VPN is {}", state.state));
                 };
+                if Some(local) == stale {
+                    return Check::NotYet(format!(
+                        "the guest still reports its old tunnel from {local}"
+                    ));
+                }
                 match with_vpn(|vpn| vpn.guest_handshake()).await {
                     Ok(Ok(Some(h))) if h.from == local => Check::Ready(()),
                     Ok(Ok(Some(h))) => Check::NotYet(format!(
@@ -146,6 +161,40 @@ pub async fn wait_connected(world: &mut TailorWorld, timeout: Duration) -> anyho
         Err(wait::WaitError::Timeout(t)) => Err(t.into()),
         Err(wait::WaitError::Fatal(never)) => match never {},
     }
+}
+
+/// Bring a guest restored from `vpn-ready` back online: its VPN client
+/// reconnects on SIGHUP (a stale session's packets would be dropped by the
+/// server as replays), and the new tunnel must complete its own handshake.
+pub async fn reconnect(world: &mut TailorWorld) -> anyhow::Result<()> {
+    let guest = world.guest()?;
+    let stale = guest_state(&guest).await?.and_then(|s| s.local);
+    let out = guest
+        .exec(
+            "kill -HUP \"$(cat /run/tailor/vpn/client.pid)\"",
+            wait::scaled(Duration::from_secs(10)),
+        )
+        .await?;
+    if !out.success() {
+        anyhow::bail!(
+            "expected the guest's VPN client running, to have it reconnect; `kill -HUP` said: {} {}",
+            out.stdout.trim(),
+            out.stderr.trim()
+        );
+    }
+    let started = std::time::Instant::now();
+    wait_connected_anew(&guest, Duration::from_secs(60), stale).await?;
+    tracing::info!(
+        "the restored guest's VPN reconnected in {:.2?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// The kind-neutral fetch of the lab's web page: through the VPN, by name.
+pub async fn fetch_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
+    let url = format!("http://{}/", harness::vpn::WEB_NAME);
+    fetch_through_vpn_as(world, url, "root".into()).await
 }
 
 #[then(expr = "the guest's VPN is down within {int} seconds")]

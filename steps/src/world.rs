@@ -273,10 +273,7 @@ impl TailorWorld {
                 pause(&paths);
             }
         }
-        eprintln!(
-            "==================== artifacts of the failed scenario ====================\n{}\n==========================================================================",
-            dir.display()
-        );
+        eprintln!("{}", crate::runner::failure_banner(&dir));
     }
 
     /// Stop the running VM, if any, keeping its last screen for the report:
@@ -296,7 +293,7 @@ impl TailorWorld {
             // Best effort: a wedged QEMU must not hold up the next boot.
             let departing = tokio::time::timeout(Duration::from_secs(5), old.screendump()).await;
             if let Ok(Ok(screen)) = departing {
-                crate::evidence::vm_leaving(old.paths(), screen);
+                crate::report::vm_leaving(old.paths(), screen);
             }
         }
     }
@@ -345,7 +342,7 @@ impl TailorWorld {
                 return Err(e.into());
             }
         };
-        crate::evidence::vm_started(vm.paths());
+        crate::report::vm_started(vm.paths());
         self.vm = Some(vm);
         Ok(())
     }

@@ -30,6 +30,7 @@ pub mod customization;
 mod image;
 pub mod inspect;
 pub mod kind;
+pub mod online;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -100,33 +100,22 @@ impl fmt::Display for Timestamp {
     /// `2026-11-25 08:31:22.123456 UTC`: what Wireshark shows as absolute
     /// time, so a line of the verdict can be found in the capture.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = self.secs.div_euclid(86_400);
-        let rem = self.secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06} UTC",
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60,
-            self.nanos / 1000
-        )
+        match time::OffsetDateTime::from_unix_timestamp(self.secs) {
+            Ok(t) => write!(
+                f,
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                self.nanos / 1000
+            ),
+            // Beyond year 9999: no calendar date, the raw count.
+            Err(_) => write!(f, "{}.{:06} s after 1970 UTC", self.secs, self.nanos / 1000),
+        }
     }
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// algorithm), so timestamps print without a date crate.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// An Ethernet address.

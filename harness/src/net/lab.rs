@@ -37,7 +37,9 @@
 //! was SIGKILLed leaves its namespaces behind (its daemons die with it
 //! through `PR_SET_PDEATHSIG`); the next [`Lab::start`] removes every
 //! `tailor-<pid>-...` namespace whose `<pid>` is dead or is now another
-//! process (start time recorded in `/run/tailor/`).
+//! process (start time recorded in `/run/tailor/`), and every temporary
+//! state folder `tailor-<pid>-<n>-*` whose `<pid>` is dead
+//! ([`crate::leftovers`]). A rootless lab's namespaces die with its holder.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -240,13 +242,15 @@ impl Lab {
                 (dir, None)
             }
             None => {
-                let tmp = tempfile::Builder::new()
-                    .prefix(&format!("{name}-"))
-                    .tempdir()
-                    .map_err(|source| LabError::StateDir {
-                        lab: name.clone(),
-                        path: std::env::temp_dir(),
-                        source,
+                // `tailor-<pid>-<seq>-*`: a killed run's is removed here.
+                let seq = name.rsplit('-').next().unwrap_or_default();
+                let tmp =
+                    crate::leftovers::tempdir("tailor-", &format!("{seq}-")).map_err(|source| {
+                        LabError::StateDir {
+                            lab: name.clone(),
+                            path: std::env::temp_dir(),
+                            source,
+                        }
                     })?;
                 (tmp.path().to_owned(), Some(tmp))
             }

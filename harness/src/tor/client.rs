@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::Error;
-use crate::process::{self, ChildGuard, Spec};
+use crate::process::{self, ChildGuard, Namespace, Spec};
 use crate::wait::{self, Check};
 
 /// A running client `tor` with a SOCKS port; stops on drop.
@@ -20,10 +20,11 @@ pub struct Client {
 }
 
 impl Client {
-    /// Start a client in `netns` with its torrc, data and log under `dir`,
-    /// listening for SOCKS on `socks` (inside the namespace).
+    /// Start a client in the lab (entered as `namespace` says; a path is
+    /// joined) with its torrc, data and log under `dir`, listening for
+    /// SOCKS on `socks` (inside the namespace).
     pub fn start(
-        netns: &Path,
+        namespace: impl Into<Namespace>,
         dir: &Path,
         socks: SocketAddrV4,
         client_lines: &[String],
@@ -43,13 +44,14 @@ impl Client {
         std::fs::write(&torrc_path, torrc).map_err(Error::io("write", &torrc_path))?;
         let log = dir.join("tor.log");
         let guard = process::spawn(
-            Spec::new("tor")
-                .arg("-f")
-                .arg(&torrc_path)
-                // No host-wide /etc/tor/torrc-defaults may change the lab.
-                .args(["--defaults-torrc", "/nonexistent"])
-                .netns(netns)
-                .log(&log),
+            namespace.into().apply(
+                Spec::new("tor")
+                    .arg("-f")
+                    .arg(&torrc_path)
+                    // No host-wide /etc/tor/torrc-defaults may change the lab.
+                    .args(["--defaults-torrc", "/nonexistent"])
+                    .log(&log),
+            ),
         )
         .map_err(|source| Error::Spawn {
             nickname: "client".into(),

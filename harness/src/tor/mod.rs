@@ -15,6 +15,10 @@
 //! because the lab has no route out, so `start` proves it has none
 //! ([`check_no_route_out`]) before any daemon runs.
 //!
+//! Every daemon enters the lab the lab's way ([`Namespace`]): as root by
+//! joining the named namespace, as another user through `nsenter` into the
+//! lab's user and network namespaces, so the whole network runs rootless.
+//!
 //! Every daemon is a [`ChildGuard`] (process group, PDEATHSIG): dropping or
 //! [`Network::stop`]ping the network ends them all and waits until they are
 //! gone, and a SIGKILLed harness takes them with it. A new network on the
@@ -22,7 +26,8 @@
 //! "Bootstrapped 95%".
 //!
 //! The run directory (one folder per daemon: `torrc`, `tor.log`, `data/`)
-//! belongs to the caller, who keeps it as an artifact on failure. Identity
+//! belongs to the caller, who keeps it as an artifact on failure;
+//! [`run_dir`] makes one that a killed run's successor removes. Identity
 //! keys are kept between runs in [`default_key_cache`] (making them is the
 //! slowest part of a bring-up on a loaded host); `key_cache: None` makes
 //! fresh ones.
@@ -41,11 +46,11 @@
 //!   exits' address), none from the guest's.
 //!
 //! ```no_run
-//! # async fn demo(netns: &std::path::Path, run: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo(lab: &harness::net::lab::Lab, run: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
 //! use harness::tor::{Network, NetworkSpec, WebServer};
 //! let addr = "10.203.0.1".parse()?;
-//! let network = Network::start(NetworkSpec::new(netns, addr, run.join("tor"))).await?;
-//! let web = WebServer::start(netns, "10.203.0.2:80".parse()?, &run.join("web")).await?;
+//! let network = Network::start(NetworkSpec::new(lab.namespace(), addr, run.join("tor"))).await?;
+//! let web = WebServer::start(lab.namespace(), "10.203.0.2:80".parse()?, &run.join("web")).await?;
 //! let allow_list = network.or_endpoints(); // for the capture policy
 //! let torrc_lines = network.client_lines(); // into the guest's torrc
 //! // ... the guest fetches web.url() through Tor ...
@@ -63,7 +68,7 @@ pub use consensus::{Consensus, ParseError, Relay};
 pub use torrc::{client_lines, daemon_torrc, DirAuthority, Node, Role};
 pub use web::{parse_log, Error as WebError, Request, WebServer};
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -72,14 +77,17 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 
-use crate::process::{self, ChildGuard, Spec};
+use crate::process::{self, ChildGuard, Namespace, RunError, Spec};
 use crate::wait::{self, Check};
 
 /// The size and place of a lab Tor network.
 #[derive(Debug, Clone)]
 pub struct NetworkSpec {
-    /// The lab namespace, `/run/netns/NAME` (or `/proc/PID/ns/net`).
-    pub netns: PathBuf,
+    /// How the daemons enter the lab ([`Lab::namespace`]); a path
+    /// (`/run/netns/NAME`) converts to a namespace that is joined.
+    ///
+    /// [`Lab::namespace`]: crate::net::lab::Lab::namespace
+    pub namespace: Namespace,
     /// The address every daemon binds to (the lab bridge's address).
     pub address: Ipv4Addr,
     /// Where each daemon's torrc, data and log go; created if missing, and
@@ -106,9 +114,13 @@ pub struct NetworkSpec {
 
 impl NetworkSpec {
     /// 3 authorities, 2 middle relays, 2 exits; ORPorts 5000+, DirPorts 7000+.
-    pub fn new(netns: impl Into<PathBuf>, address: Ipv4Addr, run_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        namespace: impl Into<Namespace>,
+        address: Ipv4Addr,
+        run_dir: impl Into<PathBuf>,
+    ) -> Self {
         NetworkSpec {
-            netns: netns.into(),
+            namespace: namespace.into(),
             address,
             run_dir: run_dir.into(),
             authorities: 3,
@@ -214,17 +226,21 @@ pub enum Error {
     },
     #[error("expected a new or empty run directory, but {path} has files of an earlier run")]
     RunDirNotEmpty { path: PathBuf },
-    #[error("could not enter the lab namespace {path} to check that it has no route out")]
+    #[error("could not ask the lab namespace {namespace} whether it has a route out")]
     Netns {
-        path: PathBuf,
+        namespace: String,
         #[source]
-        source: std::io::Error,
+        source: RunError,
     },
     #[error(
         "refusing to start exits with `ExitPolicy accept *:*`: expected no route out of \
-         {netns}, but it has a route to {target}"
+         {namespace}, but it has a route to {target}: {route}"
     )]
-    RouteOut { netns: PathBuf, target: IpAddr },
+    RouteOut {
+        namespace: String,
+        target: IpAddr,
+        route: String,
+    },
     #[error("`{command}` for {nickname} failed ({status}): {stderr}")]
     KeyTool {
         nickname: String,
@@ -328,7 +344,7 @@ impl Network {
                 path: spec.run_dir.clone(),
             });
         }
-        check_no_route_out(&spec.netns)?;
+        check_no_route_out(&spec.namespace)?;
         let keyed = futures::future::try_join_all(nodes.iter().map(|node| {
             make_keys(
                 node,
@@ -366,13 +382,14 @@ impl Network {
                 .map_err(Error::io("write", &torrc))?;
             let log = dir.join("tor.log");
             let guard = process::spawn(
-                Spec::new("tor")
-                    .arg("-f")
-                    .arg(&torrc)
-                    // No host-wide /etc/tor/torrc-defaults may change the lab.
-                    .args(["--defaults-torrc", "/nonexistent"])
-                    .netns(&spec.netns)
-                    .log(&log),
+                spec.namespace.apply(
+                    Spec::new("tor")
+                        .arg("-f")
+                        .arg(&torrc)
+                        // No host-wide /etc/tor/torrc-defaults may change the lab.
+                        .args(["--defaults-torrc", "/nonexistent"])
+                        .log(&log),
+                ),
             )
             .map_err(|source| Error::Spawn {
                 nickname: node.nickname.clone(),
@@ -655,51 +672,54 @@ fn listed_and_usable(consensus: &Consensus, d: &Daemon) -> bool {
     })
 }
 
-/// Prove that the namespace routes nowhere outside the lab: a connected UDP
-/// socket makes the kernel look up a route without sending a packet. Run on
-/// a short-lived thread because `setns` moves only the calling thread.
-pub fn check_no_route_out(netns: &Path) -> Result<(), Error> {
+/// Prove that the namespace routes nowhere outside the lab: the kernel's
+/// route lookup (`ip route get`, which sends nothing) of an outside IPv4
+/// and IPv6 address must answer "unreachable" (or that the family is not
+/// there at all). It runs inside the lab the lab's way, so it works
+/// rootless too; anything else it says is an error, never a pass.
+pub fn check_no_route_out(namespace: &Namespace) -> Result<(), Error> {
     let targets: [IpAddr; 2] = [
         Ipv4Addr::new(1, 1, 1, 1).into(),
-        "2606:4700:4700::1111"
-            .parse::<std::net::Ipv6Addr>()
-            .map(IpAddr::from)
-            .unwrap_or(IpAddr::V4(Ipv4Addr::new(9, 9, 9, 9))),
+        std::net::Ipv6Addr::new(0x2606, 0x4700, 0x4700, 0, 0, 0, 0, 0x1111).into(),
     ];
-    let netns_err = |source| Error::Netns {
-        path: netns.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(netns).map_err(netns_err)?;
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| netns_err(e.into()))?;
-            for target in targets {
-                let local: SocketAddr = match target {
-                    IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-                    IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-                };
-                // No socket (IPv6 disabled) or no route: both mean isolated.
-                let routed = UdpSocket::bind(local)
-                    .and_then(|s| s.connect((target, 53)))
-                    .is_ok();
-                if routed {
-                    return Err(Error::RouteOut {
-                        netns: netns.to_owned(),
-                        target,
-                    });
-                }
+    for target in targets {
+        let family = if target.is_ipv4() { "-4" } else { "-6" };
+        let lookup = namespace.apply(Spec::new("ip").args([
+            family.to_owned(),
+            "route".into(),
+            "get".into(),
+            target.to_string(),
+        ]));
+        match process::run_spec(&lookup) {
+            Ok(route) => {
+                return Err(Error::RouteOut {
+                    namespace: namespace.to_string(),
+                    target,
+                    route: route.trim().to_owned(),
+                })
             }
-            Ok(())
-        })
-        .join()
-        .unwrap_or_else(|_| {
-            Err(netns_err(std::io::Error::other(
-                "the route check thread panicked",
-            )))
-        })
-    })
+            Err(RunError::Failed { stderr, .. })
+                if stderr.contains("unreachable")
+                    || stderr.contains("Address family not supported") => {}
+            Err(source) => {
+                return Err(Error::Netns {
+                    namespace: namespace.to_string(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prefix of [`run_dir`]'s folders.
+pub const RUN_DIR_PREFIX: &str = "tailor-internet-";
+
+/// A temporary run directory for a lab Tor network and its web server
+/// (`tailor-internet-<pid>-*`), removed when dropped. Folders of runs
+/// that were killed (their pid is gone) are removed first.
+pub fn run_dir() -> std::io::Result<tempfile::TempDir> {
+    crate::leftovers::tempdir(RUN_DIR_PREFIX, "")
 }
 
 /// Give a daemon its identity keys (and an authority its v3 keys), from
@@ -955,7 +975,11 @@ mod tests {
     use super::*;
 
     fn spec() -> NetworkSpec {
-        NetworkSpec::new("/run/netns/x", Ipv4Addr::new(10, 203, 0, 1), "/tmp/x")
+        NetworkSpec::new(
+            Path::new("/run/netns/x"),
+            Ipv4Addr::new(10, 203, 0, 1),
+            "/tmp/x",
+        )
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::process::{self, ChildGuard, Spec};
+use crate::process::{self, ChildGuard, Namespace, Spec};
 use crate::wait::{self, Check};
 
 /// Errors from the lab web server.
@@ -75,10 +75,14 @@ pub struct WebServer {
 }
 
 impl WebServer {
-    /// Serve a fresh known page from `dir/www` on `address` inside `netns`
-    /// (`/run/netns/NAME`) and wait until the socket listens. The log is
-    /// `dir/httpd.log`.
-    pub async fn start(netns: &Path, address: SocketAddrV4, dir: &Path) -> Result<Self, Error> {
+    /// Serve a fresh known page from `dir/www` on `address` inside the lab
+    /// (entered as `namespace` says; a path is joined) and wait until the
+    /// socket listens. The log is `dir/httpd.log`.
+    pub async fn start(
+        namespace: impl Into<Namespace>,
+        address: SocketAddrV4,
+        dir: &Path,
+    ) -> Result<Self, Error> {
         let root = dir.join("www");
         let prepare = |path: &Path| {
             let path = path.to_owned();
@@ -111,13 +115,14 @@ impl WebServer {
             _ => {}
         }
         let guard = process::spawn(
-            Spec::new("busybox")
-                .args(["httpd", "-f", "-vv", "-p"])
-                .arg(address.to_string())
-                .arg("-h")
-                .arg(&root)
-                .netns(netns)
-                .log(&log),
+            namespace.into().apply(
+                Spec::new("busybox")
+                    .args(["httpd", "-f", "-vv", "-p"])
+                    .arg(address.to_string())
+                    .arg("-h")
+                    .arg(&root)
+                    .log(&log),
+            ),
         )
         .map_err(Error::Spawn)?;
         let mut server = WebServer {

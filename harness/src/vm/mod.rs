@@ -243,10 +243,10 @@ impl Vm {
             })?;
         // Screendumps go to tmpfs when there is one: they are written and
         // read back many times a second while waiting for the screen.
-        let screen_scratch = tempfile::Builder::new()
-            .prefix("tailor-screen-")
-            .tempdir_in("/dev/shm")
-            .ok();
+        // Named after this process, so the next run reaps what a SIGKILL
+        // left behind.
+        let screen_scratch =
+            crate::leftovers::tempdir_in(Path::new("/dev/shm"), "tailor-screen-", "").ok();
         let dir = scratch.path().to_owned();
         let screendump = screen_scratch
             .as_ref()

@@ -18,7 +18,7 @@
 //! [`Recorder`] can take a screenshot after each step through the VM's
 //! observer QMP monitor.
 //!
-//! [`Recorder`]: crate::report::Recorder
+//! [`Recorder`]: super::Recorder
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! A cucumber writer that records what happened (scenarios, steps, their
 //! timing, failures, retries, a screenshot after each step, and the
-//! [`evidence`](crate::evidence) steps filed) for the end-of-run summary and
-//! the HTML report ([`crate::html`]).
+//! [`evidence`](super::evidence) steps filed) for the end-of-run summary and
+//! the HTML report ([`html`](super::html)).
 //!
 //! It sits beside cucumber's console and JUnit writers through `tee`, but
 //! outside their normalization: it must see a step's end while the step's
@@ -30,7 +30,7 @@ use cucumber::event::{self, Cucumber, Feature, Hook, Rule, Scenario, Step};
 use cucumber::{gherkin, parser, Event};
 use image::RgbImage;
 
-use crate::evidence::{self, Evidence};
+use super::evidence::{self, Evidence};
 
 /// Width of a step's thumbnail, in pixels.
 pub const THUMB_WIDTH: u32 = 320;
@@ -97,6 +97,8 @@ pub struct ScenarioRecord {
     pub evidence: Vec<Evidence>,
     /// The run stopped while this scenario ran.
     pub interrupted: bool,
+    /// The command that runs this scenario again.
+    pub rerun: Option<String>,
 }
 
 impl ScenarioRecord {
@@ -159,22 +161,27 @@ impl RecordsHandle {
     }
 }
 
+/// The command that reruns a scenario, if the run knows one.
+pub type RerunCommand =
+    Arc<dyn Fn(&gherkin::Feature, &gherkin::Scenario) -> Option<String> + Send + Sync>;
+
 /// The writer half: feed it events, read [`Records`] from the handle.
-#[derive(Debug, Default)]
 pub struct Recorder {
     shared: RecordsHandle,
     /// `Scenario::Started` events seen: the scenario's serial in the
     /// evidence journal.
     serial: u64,
+    rerun: RerunCommand,
 }
 
 impl Recorder {
-    pub fn new() -> (Self, RecordsHandle) {
+    pub fn new(rerun: RerunCommand) -> (Self, RecordsHandle) {
         let shared = RecordsHandle::default();
         (
             Recorder {
                 shared: shared.clone(),
                 serial: 0,
+                rerun,
             },
             shared,
         )
@@ -217,6 +224,7 @@ impl Recorder {
                         hook_error: None,
                         evidence: Vec::new(),
                         interrupted: false,
+                        rerun: (self.rerun)(feature, scenario),
                     },
                 };
                 self.shared.lock().open.insert(key, open);
@@ -521,6 +529,7 @@ mod tests {
             hook_error: None,
             evidence: vec![],
             interrupted: false,
+            rerun: None,
         };
         assert!(!record.failed());
         drop_full_screens(&mut record);
