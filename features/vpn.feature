@@ -13,11 +13,18 @@ Feature: Everything through the VPN
     Given the lab's network is running
     And a computer at checkpoint "online"
 
+  @attempts-blocked-traffic
   Scenario: A page fetched through the VPN leaves only tunnel traffic
     Then I see "greeter-vpn-connected" within 30 seconds
     When I fetch "http://www.example.com/" through the VPN as "amnesia" in the guest
     Then no DNS left the guest outside the tunnel
     And the fetched page is the lab's web page
+    # Only the tunnel's own packets may go to the endpoint, not an
+    # application's: tftp sends UDP to the endpoint's port in the clear.
+    When I note the firewall's state
+    And I run "cd /tmp && tftp -g -r leak 10.203.0.3 51820" as "amnesia" in the guest
+    Then the command fails
+    And the firewall's "rejected_output" counter went up
     When I capture the guest's traffic for 5 seconds
     Then all Internet traffic has only flowed through the VPN
     And the web server saw only the VPN's address

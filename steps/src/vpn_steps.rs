@@ -107,7 +107,13 @@ async fn guest_state(guest: &harness::guest::Guest) -> anyhow::Result<Option<Gue
 /// port the guest's tunnel sends from (a handshake of this tunnel, not of
 /// an earlier VM or an earlier tunnel of this one).
 pub async fn wait_connected(world: &mut TailorWorld, timeout: Duration) -> anyhow::Result<()> {
-    wait_connected_anew(&world.guest()?, timeout, None).await
+    let started = std::time::Instant::now();
+    wait_connected_anew(&world.guest()?, timeout, None).await?;
+    tracing::info!(
+        "the guest's VPN is connected after {:.2?} of waiting",
+        started.elapsed()
+    );
+    Ok(())
 }
 
 /// [`wait_connected`], for a tunnel other than the one that sent from

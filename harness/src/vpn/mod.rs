@@ -142,6 +142,11 @@ pub enum VpnError {
     },
     #[error("the lab's VPN server is not running (it was stopped)")]
     ServerStopped,
+    #[error(
+        "the lab's VPN needs root: its server and Internet are namespaces of their own \
+         (`ip netns`), which a rootless lab cannot make yet; run as root"
+    )]
+    NeedsRoot,
 }
 
 /// A completed handshake with the guest's key, as the server saw it.
@@ -238,6 +243,9 @@ impl VpnLab {
     /// server, and prove the server with a probe. `dir` receives keys,
     /// configurations and logs (created; it must be fresh for each lab).
     pub async fn start(lab: &mut Lab, dir: &Path) -> Result<VpnLab, VpnError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(VpnError::NeedsRoot);
+        }
         std::fs::create_dir_all(dir).map_err(|source| VpnError::Dir {
             path: dir.to_owned(),
             source,
