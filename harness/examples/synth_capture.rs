@@ -6,10 +6,14 @@
 //! cargo run --release -p harness --example synth_capture -- seeds DIR
 //! ```
 //!
+//! Seeds are fuzz inputs: a mode byte, then a capture.
+//!
 //! The big capture looks like a guest using Tor on the lab: TCP to three
-//! relays with full-size segments, 514-byte cells and bare ACKs both ways,
-//! with a DHCP exchange, ARP, IPv6 autoconfiguration and a few leaks (DNS,
-//! a direct TCP connection, IPv6) sprinkled in so every code path is timed.
+//! relays (each connection opening with a SYN and a TLS ClientHello) with
+//! full-size segments, 514-byte cells and bare ACKs both ways, with a DHCP
+//! exchange, ARP, IPv6 autoconfiguration and a few leaks (DNS, a direct TCP
+//! connection, IPv6, the NIC's real MAC 52:54:00:12:34:56 in a DHCP
+//! `chaddr`) sprinkled in so every code path is timed.
 
 use std::io::BufWriter;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -48,6 +52,12 @@ fn big(path: &Path, megabytes: u64) -> Result<(), Box<dyn std::error::Error>> {
     out.put(g.router_solicitation(Ipv6Addr::UNSPECIFIED))?;
     out.put(g.dhcp_discover())?;
     out.put(g.arp_request(Ipv4Addr::new(10, 203, 0, 57), Ipv4Addr::new(10, 203, 0, 1)))?;
+    for k in 0..3 {
+        let (port, local) = (5001 + k, 40_000 + k);
+        out.put(g.tcp_syn((guest, local), (relay, port)))?;
+        out.put(g.tcp((guest, local), (relay, port), &synth::tor_client_hello()))?;
+    }
+    let nic: MacAddr = "52:54:00:12:34:56".parse().expect("literal");
     let mut i: u64 = 0;
     while out.written < target {
         let port = 5001 + (i % 3) as u16;
@@ -61,6 +71,7 @@ fn big(path: &Path, megabytes: u64) -> Result<(), Box<dyn std::error::Error>> {
             out.put(g.dns_query((guest, 33_000), (relay, 53), &["example.com"]))?;
             out.put(g.tcp_syn((guest, 41_000), ("10.203.0.2".parse()?, 80)))?;
             out.put(g.udp(("fd00::57".parse()?, 5000), ("fd00::1".parse()?, 443), b"x"))?;
+            out.put(g.dhcp_discover_with(nic, None))?;
         }
         i += 1;
     }
@@ -92,6 +103,7 @@ impl Out {
 
 fn seeds(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(dir)?;
+    let nic: MacAddr = "52:54:00:12:34:56".parse()?;
     let (g, b) = stations();
     let guest: IpAddr = "10.203.0.57".parse()?;
     let relay: IpAddr = "10.203.0.1".parse()?;
@@ -118,6 +130,39 @@ fn seeds(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
             t(7),
             g.ping(Ipv4Addr::new(10, 203, 0, 57), Ipv4Addr::new(10, 203, 0, 2)),
         ),
+        (
+            t(8),
+            g.tcp((guest, 40_000), (relay, 5001), &synth::tor_client_hello()),
+        ),
+        (
+            t(9),
+            g.dhcp_discover_with(nic, Some(&[1, 0x52, 0x54, 0, 0x12, 0x34, 0x56])),
+        ),
+        (
+            t(9),
+            g.arp_request_as(
+                nic,
+                Ipv4Addr::new(10, 203, 0, 57),
+                Ipv4Addr::new(10, 203, 0, 1),
+            ),
+        ),
+        (t(9), g.router_solicitation(synth::eui64_link_local(nic))),
+        (
+            t(9),
+            g.neighbour_solicitation(
+                Ipv6Addr::UNSPECIFIED,
+                synth::eui64_link_local(nic),
+                Some(nic),
+            ),
+        ),
+        (
+            t(9),
+            g.mld_report("fe80::1".parse()?, "ff02::1:ff12:3456".parse()?),
+        ),
+        (
+            t(9),
+            g.udp((guest, 40_001), (relay, 5001), b"udp to an ORPort"),
+        ),
     ];
     for (i, f) in g
         .udp_fragments(
@@ -132,8 +177,15 @@ fn seeds(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     {
         frames.push((t(10 + i as i128), f));
     }
-    for (name, format) in [("lab.pcap", Format::Pcap), ("lab.pcapng", Format::PcapNg)] {
-        std::fs::write(dir.join(name), synth::capture(format, &frames))?;
+    // Fuzz inputs are a mode byte (live or not, watched MACs, endpoint
+    // transports: see fuzz/fuzz_targets/analyse.rs) and then a capture.
+    for (name, format) in [("pcap", Format::Pcap), ("pcapng", Format::PcapNg)] {
+        let capture = synth::capture(format, &frames);
+        for mode in [0u8, 3, 5, 9, 27] {
+            let mut input = vec![mode];
+            input.extend_from_slice(&capture);
+            std::fs::write(dir.join(format!("lab-{mode}.{name}")), input)?;
+        }
     }
     Ok(())
 }

@@ -11,7 +11,8 @@
 //!   when it was killed.
 //! - [`wait`]: one wait helper; every timeout scales with
 //!   `TAILOR_TIMEOUT_SCALE`.
-//! - [`net`]: the lab network, per-scenario captures, leak verdicts.
+//! - [`net`]: the lab network, per-scenario captures, leak verdicts, and
+//!   the guest's fingerprint as a LAN observer sees it.
 //! - [`doctor`]: host checks for `tailor doctor`.
 //! - [`derivative`]: builds the reference derivative ISO (`tailor build-iso`)
 //!   from Debian packages, with customizations, cached by content.

@@ -3,6 +3,7 @@
 
 mod build_iso;
 mod doctor;
+mod fingerprint;
 mod matching;
 mod pcap_check;
 mod run;
@@ -29,8 +30,12 @@ pub enum Command {
     /// Build the reference derivative ISO (optionally customized).
     BuildIso(build_iso::Args),
     /// Judge a packet capture: only Tor, no DNS, no IPv6, spoofed MAC.
-    /// Exits 1 on a leak, 2 if the capture cannot be read.
+    /// Exits 0 pass, 1 leak, 2 unreadable, 3 inconclusive, 4 damaged.
     PcapCheck(pcap_check::Args),
+    /// What an observer on the LAN sees of the guest in a capture (TOML),
+    /// or with --compare how it differs from a baseline. Exits 1 on a
+    /// difference, 2 on unreadable input, 3 when inconclusive.
+    Fingerprint(fingerprint::Args),
 }
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -40,6 +45,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Crop(args) => matching::run_crop(args),
         Command::Doctor => Ok(doctor::run()),
         Command::PcapCheck(args) => pcap_check::run(args),
+        Command::Fingerprint(args) => fingerprint::run(args),
         Command::Run(args) => runtime()?.block_on(run::run(args)),
         Command::Screenshot(args) => runtime()?
             .block_on(screenshot::run(args))

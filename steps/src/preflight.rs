@@ -94,8 +94,8 @@ fn step_problems(settings: &Settings, text: &str) -> Vec<String> {
     }
     if let Some(c) = AT_CHECKPOINT.captures(text) {
         let recipes = crate::checkpoints::recipes();
-        // `online` stands for the kind's own checkpoint.
-        let mut name = Some(crate::checkpoints::resolve_alias(&c[1], settings.kind).to_owned());
+        let named = crate::checkpoints::resolve_alias(&c[1], settings.kind);
+        let mut name = Some(named.to_owned());
         while let Some(n) = name.take() {
             match recipes.iter().find(|r| r.name == n) {
                 Some(recipe) => {

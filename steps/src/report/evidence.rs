@@ -26,7 +26,7 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use harness::net::analysis::{Analysis, Host};
-use harness::net::policy::{Class, Offence, Policy, Verdict};
+use harness::net::policy::{Offence, Policy, Verdict};
 pub use harness::screen::matcher::Rect;
 
 /// One screen wait, as the step that waited saw it: the harness's own
@@ -93,10 +93,9 @@ impl TrafficVerdict {
             .flows
             .iter()
             .map(|flow| {
-                let class = match policy.classify(&flow.key) {
-                    Class::Leak if flow.src_mac.is_some_and(|m| lab.contains(&m)) => Class::FromLab,
-                    c => c,
-                };
+                // As the checks saw it: a flow to a relay that never
+                // opened with TLS is "not Tor", the lab's own frames the lab's.
+                let class = policy.flow_class(flow, &lab);
                 FlowRow {
                     protocol: flow.key.protocol.to_string(),
                     src: host(&flow.key.src),
