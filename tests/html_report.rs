@@ -503,7 +503,12 @@ async fn a_vm_run_has_a_screen_after_every_step() {
     let passing: Vec<_> = records.scenarios.iter().filter(|s| !s.failed()).collect();
     // The reboot scenario: the screen before the VM was replaced is kept.
     let lengths: Vec<usize> = passing.iter().map(|s| shots(s).len()).collect();
-    assert_eq!(lengths, [4, 6], "background and three steps; and five");
+    // Every scenario ends with the judge step the runner appends.
+    assert_eq!(
+        lengths,
+        [5, 7],
+        "background, three steps and the judge; five and the judge"
+    );
     for shot in passing.iter().flat_map(|s| shots(s)) {
         assert!(shot.thumb.is_file() && shot.full.is_none(), "{shot:?}");
     }
