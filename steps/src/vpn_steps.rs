@@ -15,7 +15,7 @@ use std::time::Duration;
 use cucumber::{given, then, when};
 use harness::derivative::{GUEST_VPN_CONFIG, GUEST_VPN_STATE};
 use harness::net::lab::{BRIDGE_ADDR, BRIDGE_MAC};
-use harness::net::policy::Policy;
+use harness::net::policy::{Endpoint, Policy};
 use harness::vpn::{GuestVpnState, VpnLab, EXIT_ADDR};
 use harness::wait::{self, Check};
 
@@ -65,9 +65,8 @@ pub(crate) async fn policy() -> anyhow::Result<Policy> {
             None => (None, None),
         }
     };
-    // TODO(analysis): once `Transport` lands, allow `Endpoint::udp` only.
-    let mut policy = Policy::new(
-        endpoint.map(SocketAddr::V4),
+    let mut policy = Policy::with_endpoints(
+        endpoint.map(|e| Endpoint::udp(SocketAddr::V4(e))),
         Some(std::net::IpAddr::V4(BRIDGE_ADDR)),
     );
     policy.lab_macs.insert(BRIDGE_MAC);
