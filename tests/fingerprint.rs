@@ -182,7 +182,7 @@ fn unreadable_input_exits_2_and_says_why() {
 #[test]
 fn the_reference_baseline_holds_for_a_real_capture_of_the_reference() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let baseline = root.join("fingerprints/reference.toml");
+    let baseline = root.join("fingerprints/tor.toml");
     let capture = root.join("tests/data/reference-tor-60-frames.pcap");
     let (code, out, err) = tailor(&[
         "--compare",

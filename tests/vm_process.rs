@@ -63,6 +63,11 @@ fn child_holds_a_vm() {
     let Ok(mode) = std::env::var(CHILD_MODE) else {
         return;
     };
+    // A test run started in the background of a shell inherits SIGINT
+    // ignored; a person's Ctrl-C reaches a foreground harness, so act as one.
+    // SAFETY: no handler is installed, only the default restored.
+    unsafe { nix::sys::signal::signal(Signal::SIGINT, nix::sys::signal::SigHandler::SigDfl) }
+        .expect("restore SIGINT's default action");
     let config = smoke_config();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

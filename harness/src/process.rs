@@ -136,6 +136,22 @@ impl Namespace {
 }
 
 impl Spec {
+    /// The command with its arguments, environment and folder, stdin
+    /// closed, and its network namespace opened (entered by the caller
+    /// between fork and exec, with whatever else the child needs there).
+    fn command(&self) -> std::io::Result<(Command, Option<File>)> {
+        let netns = self.netns.as_ref().map(File::open).transpose()?;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args).stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(dir) = &self.current_dir {
+            cmd.current_dir(dir);
+        }
+        Ok((cmd, netns))
+    }
+
     pub fn new(program: impl Into<OsString>) -> Self {
         Spec {
             program: program.into(),
@@ -211,21 +227,10 @@ fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
 
 fn spawn_here(spec: Spec) -> Result<Child, Error> {
     let command_line = spec.display();
-    let netns = match &spec.netns {
-        Some(path) => Some(File::open(path).map_err(|source| Error::Netns {
-            path: path.clone(),
-            source,
-        })?),
-        None => None,
-    };
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args).stdin(Stdio::null());
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    if let Some(dir) = &spec.current_dir {
-        cmd.current_dir(dir);
-    }
+    let (mut cmd, netns) = spec.command().map_err(|source| Error::Netns {
+        path: spec.netns.clone().unwrap_or_default(),
+        source,
+    })?;
     match &spec.log {
         Some(path) => {
             let open = || {
@@ -421,21 +426,10 @@ pub fn run_output(program: &str, args: &[&str]) -> Result<String, RunError> {
 pub fn run_spec(spec: &Spec) -> Result<String, RunError> {
     let command = spec.display();
     let program = spec.program.to_string_lossy().into_owned();
-    let netns = match &spec.netns {
-        Some(path) => Some(File::open(path).map_err(|source| RunError::Io {
-            command: command.clone(),
-            source,
-        })?),
-        None => None,
-    };
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args).stdin(Stdio::null());
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    if let Some(dir) = &spec.current_dir {
-        cmd.current_dir(dir);
-    }
+    let (mut cmd, netns) = spec.command().map_err(|source| RunError::Io {
+        command: command.clone(),
+        source,
+    })?;
     if let Some(ns) = netns {
         // SAFETY: setns is async-signal-safe.
         unsafe {

@@ -181,6 +181,7 @@ fn mark_saved(config: &str, name: &str) {
 /// Forget every checkpoint and remove their files (end of a run).
 pub fn clear() {
     STORE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    KEPT.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 fn remove_orphans(dir: &Path) {
@@ -210,14 +211,43 @@ fn keep_boot_capture(world: &TailorWorld, name: &str) {
         return;
     };
     let dir = world.settings.artifacts.join("checkpoints").join(name);
-    let kept = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::copy(&capture.path, dir.join("capture.pcap")));
-    if let Err(e) = kept {
-        tracing::warn!(
+    let path = dir.join("capture.pcap");
+    let kept = std::fs::create_dir_all(&dir).and_then(|()| std::fs::copy(&capture.path, &path));
+    match kept {
+        Ok(_) => {
+            KEPT.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                name.to_owned(),
+                KeptCapture {
+                    path,
+                    from: capture.restored_from.clone(),
+                },
+            );
+        }
+        Err(e) => tracing::warn!(
             "could not keep the capture of checkpoint `{name}` in {}: {e}",
             dir.display()
-        );
+        ),
     }
+}
+
+/// The capture kept when a checkpoint was saved, and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptCapture {
+    pub path: PathBuf,
+    /// `None`: from power-on; else from the restore of this checkpoint
+    /// (whose own kept capture holds what came before).
+    pub from: Option<String>,
+}
+
+/// The kept captures of this run's checkpoints, by name.
+static KEPT: Mutex<BTreeMap<String, KeptCapture>> = Mutex::new(BTreeMap::new());
+
+/// The capture kept when checkpoint `name` was saved in this run.
+pub fn kept_capture(name: &str) -> Option<KeptCapture> {
+    KEPT.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(name)
+        .cloned()
 }
 
 /// The checkpoint a kind-neutral name stands for: `online` is

@@ -129,6 +129,20 @@ pub(crate) async fn resolver_queries() -> Vec<harness::net::lab::DnsQuery> {
         .unwrap_or_default()
 }
 
+/// The requests the lab's web server for the run's kind (behind the Tor
+/// network, or behind the VPN) has logged so far (none without one).
+pub(crate) async fn web_requests() -> anyhow::Result<Vec<harness::tor::web::Request>> {
+    let slot = INTERNET.lock().await;
+    let web = match crate::world::settings().kind {
+        Kind::Vpn => slot.as_ref().and_then(|i| i.vpn.as_ref()).map(|v| v.web()),
+        _ => slot.as_ref().and_then(|i| i.tor.as_ref()).map(|(_, web)| web),
+    };
+    match web {
+        Some(web) => Ok(web.requests()?),
+        None => Ok(Vec::new()),
+    }
+}
+
 impl TailorWorld {
     /// The capture a traffic step reads: the running VM's, else the last
     /// VM's of this scenario.
@@ -411,10 +425,12 @@ async fn fetched_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
 #[then("all Internet traffic has only flowed through Tor")]
 async fn only_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
     judge_capture(world, Policy::only_tor).await?;
-    // The web server must have seen the exits, never the guest itself.
+    // The web server must have seen the exits, never the guest itself,
+    // in this scenario (the lab and its log may outlive a scenario).
+    let requests = web_requests().await?;
     let slot = INTERNET.lock().await;
-    if let Some((network, web)) = slot.as_ref().and_then(|i| i.tor.as_ref()) {
-        for request in web.requests()? {
+    if let Some((network, _)) = slot.as_ref().and_then(|i| i.tor.as_ref()) {
+        for request in requests.iter().skip(world.web_mark) {
             if *request.source.ip() != network.address() {
                 anyhow::bail!(
                     "the lab web server got a request from {} (expected only the Tor exits at {}): {request:?}",

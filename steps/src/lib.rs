@@ -10,12 +10,15 @@
 //!   network reconnects.
 //! - [`vpn_steps`]: a VPN derivative's lab (the VPN server and its
 //!   Internet), start, online and policy, and the VPN feature's steps.
+//! - [`fingerprint_steps`]: whether the guest looks like the base system of
+//!   its kind to an observer on the LAN.
 //!
 //! What a run leaves: [`report`] records every scenario and step (with a
 //! screenshot after each step) and what steps saw, and writes
 //! `artifacts/<run>/index.html` from both.
 
 pub mod checkpoints;
+pub mod fingerprint_steps;
 pub mod firewall_steps;
 pub mod guest_steps;
 pub mod judging;

@@ -1,7 +1,7 @@
 //! The command that runs one scenario again, ready to paste: its
 //! `FILE:LINE` and the options this run was given that change what runs
 //! (`--iso`, `--vm-config`, `--screenshots`, `--vm-configs`,
-//! `--timeout-scale`), after the way this run was started (`tailor run`,
+//! `--fingerprints`, `--timeout-scale`), after the way this run was started (`tailor run`,
 //! or `cargo test --features vm --test features --`). A failed scenario's
 //! banner prints it, the end of the run lists it for every failure, and
 //! the report shows it beside each scenario.
@@ -83,6 +83,12 @@ fn options(args: &RunArgs, scale: f64) -> Vec<String> {
     ) {
         out.extend(["--vm-configs".to_owned(), path(&args.vm_configs)]);
     }
+    if !same_folders(
+        std::slice::from_ref(&args.fingerprints),
+        &[PathBuf::from("fingerprints")],
+    ) {
+        out.extend(["--fingerprints".to_owned(), path(&args.fingerprints)]);
+    }
     if scale != 1.0 {
         out.extend(["--timeout-scale".to_owned(), scale.to_string()]);
     }
@@ -146,6 +152,7 @@ mod tests {
         args.iso = Some("b.iso".into());
         args.screenshots = vec!["screenshots/branding".into(), "screenshots".into()];
         args.vm_configs = "my-configs".into();
+        args.fingerprints = "my-baselines".into();
         assert_eq!(
             options(&args, 2.5),
             [
@@ -157,6 +164,8 @@ mod tests {
                 "screenshots",
                 "--vm-configs",
                 "my-configs",
+                "--fingerprints",
+                "my-baselines",
                 "--timeout-scale",
                 "2.5"
             ]

@@ -51,6 +51,12 @@ pub struct RunArgs {
     /// Folder of vm-configs that features name.
     #[arg(long, default_value = "vm-configs")]
     pub vm_configs: PathBuf,
+    /// Folder of recorded fingerprints: the baseline of each kind of
+    /// derivative (`tor.toml`, `bridges.toml`, `vpn.toml`) that
+    /// `Then the guest looks like the reference derivative on the network`
+    /// compares with.
+    #[arg(long, default_value = "fingerprints")]
+    pub fingerprints: PathBuf,
     /// Where failure artifacts go.
     #[arg(long, default_value = "artifacts")]
     pub artifacts: PathBuf,
@@ -106,6 +112,7 @@ impl RunArgs {
             features: root.join("features"),
             screenshots: vec![root.join("screenshots")],
             vm_configs: root.join("vm-configs"),
+            fingerprints: root.join("fingerprints"),
             artifacts: root.join("artifacts"),
             name: None,
             tags: None,
@@ -147,6 +154,7 @@ impl RunArgs {
         let mut settings = Settings {
             screenshots: self.screenshots.clone(),
             vm_configs: self.vm_configs.clone(),
+            fingerprints: self.fingerprints.clone(),
             vm_config: self.vm_config.clone(),
             iso: self.iso.clone(),
             artifacts,
@@ -471,6 +479,7 @@ pub fn in_checkout(root: &Path, args: &mut RunArgs) {
     for p in [
         &mut args.features,
         &mut args.vm_configs,
+        &mut args.fingerprints,
         &mut args.artifacts,
     ]
     .into_iter()

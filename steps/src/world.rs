@@ -16,6 +16,9 @@ pub struct Settings {
     pub screenshots: Vec<PathBuf>,
     /// Folder of vm-configs (`NAME.toml`).
     pub vm_configs: PathBuf,
+    /// Folder of recorded fingerprints, one baseline per kind of
+    /// derivative (`KIND.toml`, see `crate::fingerprint_steps`).
+    pub fingerprints: PathBuf,
     /// Replaces every boot's vm-config (`--vm-config`).
     pub vm_config: Option<PathBuf>,
     /// Replaces every boot's medium (`--iso`).
@@ -36,6 +39,7 @@ impl Settings {
         Settings {
             screenshots: vec![root.join("screenshots")],
             vm_configs: root.join("vm-configs"),
+            fingerprints: root.join("fingerprints"),
             vm_config: None,
             iso: None,
             artifacts: root.join("artifacts"),
@@ -157,6 +161,9 @@ pub struct TailorWorld {
     /// How many queries the lab's resolver had logged when the capture
     /// started: later ones are this scenario's.
     pub resolver_mark: usize,
+    /// How many requests the lab's web server had logged when the capture
+    /// started: later ones are this scenario's.
+    pub web_mark: usize,
     /// The scenario (or its feature) is tagged
     /// `@attempts-blocked-traffic` ([`crate::judging::DELIBERATE_TAG`]).
     pub deliberate: bool,
@@ -176,6 +183,7 @@ impl TailorWorld {
             deliberate: false,
             firewall_noted: None,
             resolver_mark: 0,
+            web_mark: 0,
             scenario_dir: settings().artifacts,
             settings: settings(),
         }
@@ -319,9 +327,10 @@ impl TailorWorld {
             let path = std::path::absolute(self.scenario_dir.join(name))?;
             options.capture = Some(path.clone());
             if self.captures.is_empty() {
-                // Queries the lab's resolver logs from now on are this
-                // scenario's.
+                // Queries the lab's resolver and requests its web server
+                // logs from now on are this scenario's.
                 self.resolver_mark = crate::lab_steps::resolver_queries().await.len();
+                self.web_mark = crate::lab_steps::web_requests().await?.len();
             }
             self.captures.push(crate::judging::ScenarioCapture {
                 path,

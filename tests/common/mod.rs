@@ -1,5 +1,6 @@
-//! Shared by the tests that run part of Tailor as an unprivileged user
-//! (CI runs as root; a maintainer's workstation does not).
+//! Shared by the integration tests: running part of Tailor as an
+//! unprivileged user (CI runs as root; a maintainer's workstation does
+//! not), and ending a test's shared lab.
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -107,5 +108,22 @@ impl Home {
         .env_remove("TAILOR_TOR_KEY_CACHE")
         .stdin(std::process::Stdio::null());
         cmd
+    }
+}
+
+/// Stops the runs' shared lab when a test ends, passed or not (the next
+/// test starts a fresh one). For tests whose runs keep the lab
+/// (`RunArgs::keep_lab`).
+#[cfg(feature = "vm")]
+pub struct TeardownAtEnd;
+
+#[cfg(feature = "vm")]
+impl Drop for TeardownAtEnd {
+    fn drop(&mut self) {
+        // The test's (multi-thread) runtime is still there while its
+        // locals drop.
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(steps::lab_steps::teardown())
+        });
     }
 }

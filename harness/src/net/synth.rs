@@ -199,18 +199,12 @@ impl Station {
         sender: Ipv4Addr,
         target: Ipv4Addr,
     ) -> Vec<u8> {
-        let arp = etherparse::ArpPacket::new(
-            etherparse::ArpHardwareId::ETHERNET,
-            etherparse::EtherType::IPV4,
+        self.arp_frame(
             etherparse::ArpOperation::REQUEST,
-            &sender_mac.0,
-            &sender.octets(),
-            &[0; 6],
-            &target.octets(),
+            sender_mac,
+            sender,
+            target,
         )
-        .expect("ethernet/IPv4 ARP sizes");
-        let b = PacketBuilder::ethernet2(self.mac.0, [0xff; 6]).arp(arp);
-        build(|out| b.write(out))
     }
 
     /// A neighbour solicitation for `target` from `src` (`::` for duplicate
@@ -611,11 +605,28 @@ impl Station {
 
     /// An ARP packet: `operation` 1 (request) or 2 (reply).
     pub fn arp(&self, operation: u16, sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        self.arp_frame(
+            etherparse::ArpOperation(operation),
+            self.mac,
+            sender,
+            target,
+        )
+    }
+
+    /// A broadcast ARP frame from this host's MAC, its sender hardware
+    /// address `sender_mac`.
+    fn arp_frame(
+        &self,
+        operation: etherparse::ArpOperation,
+        sender_mac: MacAddr,
+        sender: Ipv4Addr,
+        target: Ipv4Addr,
+    ) -> Vec<u8> {
         let arp = etherparse::ArpPacket::new(
             etherparse::ArpHardwareId::ETHERNET,
             etherparse::EtherType::IPV4,
-            etherparse::ArpOperation(operation),
-            &self.mac.0,
+            operation,
+            &sender_mac.0,
             &sender.octets(),
             &[0; 6],
             &target.octets(),

@@ -39,7 +39,9 @@
 use image::RgbImage;
 
 mod exact;
-use exact::{Blocks, Exhaustive};
+mod groups;
+use exact::Exhaustive;
+use groups::GroupLevel;
 
 /// A rectangle in pixels: top-left corner and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -150,12 +152,6 @@ const REFINE_KEEP: usize = 16;
 const NEIGHBOUR_PEAKS: usize = 4;
 /// A warm search that scores this at the last place looks no further.
 const SAME_PLACE: f32 = 0.995;
-/// Block levels of the exhaustive bound, coarsest first: 8x8 blocks bound
-/// every window cheaply, 4x4 blocks the few chunks of windows left, tightly
-/// enough that a GUI screen leaves a handful to score. Finer blocks would
-/// cost about as much as scoring.
-const BOUND_LEVELS: [usize; 2] = [3, 2];
-
 /// Gray value of one RGB pixel, ITU-R BT.601 weights in 8.8 fixed point
 /// (the weights OpenCV's `cvtColor` uses).
 #[inline]
@@ -369,9 +365,8 @@ pub struct Pattern {
     excluded: Vec<Rect>,
     /// `levels[j]` is `2^j` times smaller than the reference.
     levels: Vec<Level>,
-    /// `blocks[j - 1]`: the reference in `2^j`-pixel blocks, for the
-    /// exhaustive bound, as far as whole blocks fit.
-    blocks: Vec<Blocks>,
+    /// The levels of the group bound, coarsest first.
+    groups: Vec<GroupLevel>,
 }
 
 impl Pattern {
@@ -417,30 +412,13 @@ impl Pattern {
             gray = next;
             level += 1;
         }
-        let deepest = BOUND_LEVELS.iter().copied().max().unwrap_or(1);
-        let blocks: Vec<Blocks> = (1..=deepest)
-            .map_while(|j| Blocks::new(&levels[0], j))
-            .collect();
+        let groups = groups::levels(&levels[0]);
         Ok(Pattern {
             rgb: image,
             excluded: excluded.to_vec(),
             levels,
-            blocks,
+            groups,
         })
-    }
-
-    /// The block levels of the exhaustive bound that fit this reference,
-    /// coarsest first; 2x2 blocks for a reference too small for those.
-    fn cascade(&self) -> Vec<&Blocks> {
-        let fit: Vec<&Blocks> = BOUND_LEVELS
-            .iter()
-            .filter_map(|&j| self.blocks.get(j - 1))
-            .collect();
-        if fit.is_empty() {
-            self.blocks.first().into_iter().collect()
-        } else {
-            fit
-        }
     }
 
     pub fn width(&self) -> u32 {
@@ -543,20 +521,22 @@ impl Pattern {
         })
     }
 
-    /// Every window of `area` that could score `threshold`, scored.
+    /// Every window of `area` that could score `threshold`, scored: all
+    /// those that reach it, and the best of the others.
     fn exhaustive(&self, screen: &RgbImage, area: Rect, threshold: f32) -> Vec<Match> {
-        let search = Exhaustive::new(self, screen, area);
         let t = &self.levels[0];
+        let mut scored = Exhaustive::new(self, screen, area).scored(threshold);
+        // Best gray first: the score is at most the gray one, so once a
+        // window below the threshold cannot beat the best seen, neither can
+        // any after it, and the colour check is spared.
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut best = f32::NEG_INFINITY;
         let mut out = Vec::new();
-        for (x, y) in search.candidates(threshold) {
-            let rect = Rect::new(area.x + x as u32, area.y + y as u32, t.w as u32, t.h as u32);
-            let gray = window_ncc(t, &Gray::from_rgb(screen, rect), 0, 0);
-            // The score is at most the gray one: no use in the colour
-            // check for a window that cannot count.
+        for (gray, x, y) in scored {
             if gray < threshold && gray <= best {
-                continue;
+                break;
             }
+            let rect = Rect::new(area.x + x as u32, area.y + y as u32, t.w as u32, t.h as u32);
             let colour = if gray > 0.0 {
                 colour_ncc(self, screen, rect)
             } else {
@@ -678,35 +658,6 @@ impl Integral {
     fn new(g: &Gray) -> Integral {
         Integral::build(g.w, g.h, |y, row| {
             row.copy_from_slice(&g.px[y * g.w..(y + 1) * g.w])
-        })
-    }
-
-    /// The integral of the gray of `area` of `rgb`, without a gray image.
-    /// This reads every byte of the frame, so it gets the AVX2 build when
-    /// the CPU has it.
-    fn from_rgb(rgb: &RgbImage, area: Rect) -> Integral {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { Integral::from_rgb_avx2(rgb, area) };
-        }
-        Integral::from_rgb_portable(rgb, area)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn from_rgb_avx2(rgb: &RgbImage, area: Rect) -> Integral {
-        Integral::from_rgb_portable(rgb, area)
-    }
-
-    #[inline(always)]
-    fn from_rgb_portable(rgb: &RgbImage, area: Rect) -> Integral {
-        let stride = rgb.width() as usize * 3;
-        let raw = rgb.as_raw();
-        let w = area.w as usize;
-        Integral::build(w, area.h as usize, |y, row| {
-            let start = (area.y as usize + y) * stride + area.x as usize * 3;
-            luma_row(&raw[start..start + w * 3], row)
         })
     }
 
@@ -1588,5 +1539,133 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A case built to sit on the edges of the bounds: tiny and thin
+    /// references (smaller than a block or a group), flat and nearly flat
+    /// ones, screens of nearly flat noise (window energy about the flatness
+    /// limit), and copies blended with the screen so that the best window
+    /// scores anywhere between the threshold's neighbours.
+    fn adversarial_case(seed: u64) -> (Pattern, RgbImage) {
+        let mut rng = Rng::new(seed);
+        let (w, h) = match rng.range(0, 5) {
+            0 => (rng.range(1, 5), rng.range(1, 5)),
+            1 => (1, rng.range(2, 40)),
+            2 => (rng.range(2, 60), 1),
+            3 => (rng.range(3, 20), rng.range(3, 20)),
+            _ => (rng.range(17, 70), rng.range(9, 30)),
+        };
+        let base = rng.colour();
+        let reference = match rng.range(0, 4) {
+            // Flat.
+            0 => RgbImage::from_pixel(w, h, base),
+            // One pixel off a flat field, by a little or a lot.
+            1 => {
+                let mut r = RgbImage::from_pixel(w, h, base);
+                let d = rng.range(1, 60) as u8;
+                let p = r.get_pixel_mut(rng.range(0, w), rng.range(0, h));
+                p.0 = p.0.map(|c| c.wrapping_add(d));
+                r
+            }
+            // Low contrast noise: two gray levels apart.
+            2 => {
+                let mut r = Rng::new(rng.next());
+                RgbImage::from_fn(w, h, |_, _| {
+                    let v = 100 + (r.next() % 3) as u8;
+                    Rgb([v, v, v])
+                })
+            }
+            _ => {
+                let mut r = Rng::new(rng.next());
+                RgbImage::from_fn(w, h, |_, _| r.colour())
+            }
+        };
+        let (sw, sh) = (rng.range(w + 1, w + 90), rng.range(h + 1, h + 60));
+        let mut r = Rng::new(rng.next());
+        let mut screen = match rng.range(0, 3) {
+            0 => RgbImage::from_fn(sw, sh, |_, _| {
+                let v = 100 + (r.next() % 3) as u8;
+                Rgb([v, v, v])
+            }),
+            1 => RgbImage::from_pixel(sw, sh, base),
+            _ => RgbImage::from_fn(sw, sh, |_, _| r.colour()),
+        };
+        if rng.range(0, 4) != 0 {
+            // The copy blended with what is under it: 0 keeps the copy.
+            let mix = rng.range(0, 40);
+            let (x, y) = (rng.range(0, sw - w + 1), rng.range(0, sh - h + 1));
+            for (dx, dy, p) in reference.enumerate_pixels() {
+                let under = screen.get_pixel_mut(x + dx, y + dy);
+                for c in 0..3 {
+                    let v = (p[c] as u32 * (100 - mix) + under[c] as u32 * mix) / 100;
+                    under[c] = v as u8;
+                }
+            }
+        }
+        let mut excluded = Vec::new();
+        if rng.range(0, 4) == 0 && w > 2 && h > 2 {
+            let (ex, ey) = (rng.range(0, w - 1), rng.range(0, h - 1));
+            excluded.push(Rect::new(
+                ex,
+                ey,
+                rng.range(1, w - ex),
+                rng.range(1, h - ey),
+            ));
+        }
+        (Pattern::new(reference, &excluded).unwrap(), screen)
+    }
+
+    /// The bound at its edges: with the threshold set exactly at the best
+    /// window's gray score (and one `f32` step under it, and halfway down),
+    /// every window that reaches it is a candidate; tiny, thin, flat and
+    /// nearly flat references and nearly flat screens included. And `find`
+    /// at the best window's own score finds a window that scores it.
+    #[test]
+    fn exhaustive_keeps_windows_exactly_at_threshold() {
+        let mut at_edge = 0;
+        for seed in 0..400 {
+            let (p, s) = if seed % 3 == 0 {
+                random_case(5000 + seed)
+            } else {
+                adversarial_case(seed)
+            };
+            let g = Gray::from_rgb(&s, Rect::new(0, 0, s.width(), s.height()));
+            let (nx, ny) = (
+                (s.width() - p.width()) as usize,
+                (s.height() - p.height()) as usize,
+            );
+            let mut grays = Vec::new();
+            for y in 0..=ny {
+                for x in 0..=nx {
+                    grays.push((window_ncc(&p.levels[0], &g, x, y), x, y));
+                }
+            }
+            let best = grays.iter().map(|w| w.0).fold(f32::NEG_INFINITY, f32::max);
+            if best <= 0.0 {
+                continue;
+            }
+            at_edge += 1;
+            let below = f32::from_bits(best.to_bits() - 1);
+            let search = Exhaustive::new(&p, &s, Rect::new(0, 0, s.width(), s.height()));
+            for threshold in [best, below, best / 2.0] {
+                let cands = search.candidates(threshold);
+                for &(gray, x, y) in grays.iter().filter(|w| w.0 >= threshold) {
+                    assert!(
+                        cands.contains(&(x, y)),
+                        "case {seed}, threshold {threshold}: ({x}, {y}) scores {gray} but is no candidate"
+                    );
+                }
+            }
+            let all = brute_force(&p, &s);
+            let top = all.iter().map(|m| m.score).fold(0f32, f32::max);
+            if top > 0.0 {
+                let m = p.find(&s, None, top).unwrap();
+                assert!(
+                    m.score >= top - 1e-6,
+                    "case {seed}: the best window scores {top}, find at that threshold gave {m:?}"
+                );
+            }
+        }
+        assert!(at_edge > 250, "only {at_edge} cases had a positive score");
     }
 }
