@@ -135,7 +135,10 @@ pub(crate) async fn web_requests() -> anyhow::Result<Vec<harness::tor::web::Requ
     let slot = INTERNET.lock().await;
     let web = match crate::world::settings().kind {
         Kind::Vpn => slot.as_ref().and_then(|i| i.vpn.as_ref()).map(|v| v.web()),
-        _ => slot.as_ref().and_then(|i| i.tor.as_ref()).map(|(_, web)| web),
+        _ => slot
+            .as_ref()
+            .and_then(|i| i.tor.as_ref())
+            .map(|(_, web)| web),
     };
     match web {
         Some(web) => Ok(web.requests()?),
