@@ -12,11 +12,15 @@ Feature: The greeter
     Then I see "greeter-welcome" within 30 seconds
     And no administration password is set
 
+  # A bridges derivative asks how to connect first: see bridges.feature.
+  @kind-tor @kind-vpn
   Scenario: Start with the keyboard only
     When I press "Return"
     Then I see "greeter-connecting" or "greeter-vpn-starting" within 60 seconds
     And the serial console shows "tailor-init: firewall loaded" within 60 seconds
 
+  # A bridges derivative asks how to connect first: see bridges.feature.
+  @kind-tor @kind-vpn
   Scenario: Start with the mouse
     When I click "greeter-start"
     Then I see "greeter-connecting" or "greeter-vpn-starting" within 60 seconds

@@ -252,6 +252,79 @@ async fn closing_guest_connections_spares_the_labs_own() {
     lab.stop().unwrap();
 }
 
+/// The censored lab: a guest's connections to the blocked ports go
+/// unanswered and are counted, the lab's other ports (a bridge's) still
+/// answer, and once the censor is dropped the blocked port answers again.
+#[tokio::test]
+async fn a_censor_blocks_only_its_ports_until_dropped() {
+    if !root_or_skip("a_censor_blocks_only_its_ports_until_dropped") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut lab = lab_keeping_state_in(state.path()).await;
+    let guest = lab.add_host(Some("10.203.0.61".parse().unwrap())).unwrap();
+    // A "relay" on 5000 and a "bridge" on 6101, on the bridge address.
+    let mut server = Killed(
+        Command::new("ip")
+            .args(["netns", "exec", lab.name(), "python3", "-u", "-c"])
+            .arg(format!(
+                "import socket, threading\n\
+                 def serve(port):\n\
+                 \x20   s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+                 \x20   s.bind(('{BRIDGE_ADDR}', port)); s.listen()\n\
+                 \x20   while True: s.accept()[0].close()\n\
+                 for p in (5000, 6101): threading.Thread(target=serve, args=(p,), daemon=True).start()\n\
+                 print('listening')\n\
+                 threading.Event().wait()\n"
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(server.0.stdout.take().unwrap());
+    assert_eq!(line_from(&mut out, "the servers"), "listening");
+    let connects = |port: u16| -> bool {
+        let out = sh(
+            "ip",
+            &[
+                "netns", "exec", &guest.name, "python3", "-c",
+                &format!(
+                    "import socket\n\
+                     try: socket.create_connection(('{BRIDGE_ADDR}', {port}), timeout=3); print('open')\n\
+                     except OSError as e: print('blocked', e)\n"
+                ),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).starts_with("open")
+    };
+    assert!(
+        connects(5000) && connects(6101),
+        "the servers answer before"
+    );
+    let censor = lab.censor(BRIDGE_ADDR, &[5000, 5001]).unwrap();
+    assert_eq!(censor.ports(), [5000, 5001]);
+    assert!(!connects(5000), "5000 must be blocked");
+    assert!(connects(6101), "the bridge's port must stay open");
+    let blocked = censor.blocked_packets().unwrap();
+    assert!(blocked >= 1, "the censor counted {blocked} packets");
+    // The lab's own side is not censored (a bridge reaching a relay).
+    let own = lab
+        .exec(&[
+            "python3", "-c",
+            &format!("import socket; socket.create_connection(('{BRIDGE_ADDR}', 5000), timeout=3); print('open')"),
+        ])
+        .unwrap();
+    assert_eq!(own.trim(), "open");
+    drop(censor);
+    assert!(connects(5000), "5000 must answer once the censor is gone");
+    let tables = lab.exec(&["nft", "list", "tables"]).unwrap();
+    assert!(!tables.contains("tailor_censor"), "{tables}");
+    drop(server);
+    lab.stop().unwrap();
+}
+
 #[tokio::test]
 async fn lab_advertises_an_ipv6_prefix_when_asked_and_stays_isolated() {
     if !root_or_skip("lab_advertises_an_ipv6_prefix_when_asked_and_stays_isolated") {

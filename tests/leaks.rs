@@ -1,12 +1,13 @@
 //! The expected-failure suite: each leaky customization of the reference
 //! derivative must be caught by the scenario it breaks, with a failure that
 //! names the leak, while a scenario it does not break still passes; and
-//! the harmless `branding` customization passes everything. Runs the real
-//! features against each customized ISO in the lab, with the lab's real
-//! Tor network. The VPN variant (`vpn`, a derivative of kind vpn) must pass
-//! the kind-neutral features and its own, and its leaky variants (built on
-//! top of it, see [`VPN_LEAKS`]) are caught the same way, with the lab's
-//! real VPN server.
+//! the harmless `branding` customization passes everything (and
+//! `other-default-bridges`, a bridges derivative, its bridge features).
+//! Runs the real features against each customized ISO in the lab, with
+//! the lab's real Tor network (and bridges). Each ISO says its kind. The
+//! VPN variant (`vpn`, a derivative of kind vpn) must pass its features,
+//! and its leaky variants (built on top of it, see [`VPN_LEAKS`]) are
+//! caught the same way, with the lab's real VPN server.
 //!
 //! Cost: by default each leaky ISO runs only the scenarios it must fail
 //! and the ones it must pass (see [`LEAKS`]). `TAILOR_FULL_MATRIX=1` runs
@@ -100,12 +101,13 @@ struct Leak {
 }
 
 /// Checks that may fail in any scenario, provided they name the leak: the
-/// only-Tor (or only-VPN) step, the judgement every scenario ends with,
-/// the fingerprint (which names the flows of a difference that is also a
-/// leak), and the DNS check (mDNS and LLMNR are DNS to it).
-const CATCH_ALL_STEPS: [&str; 5] = [
-    "only flowed through Tor",
-    "only flowed through the VPN",
+/// only-Tor (or only-the-bridges, only-the-VPN) steps, the judgement every
+/// scenario ends with, the fingerprint (which names the flows of a
+/// difference that is also a leak), and the DNS check (mDNS and LLMNR are
+/// DNS to it).
+const CATCH_ALL_STEPS: [&str; 4] = [
+    // Only Tor, only the configured or default bridges, only the VPN.
+    "only flowed through",
     steps::judging::JUDGE_STEP,
     FINGERPRINT_STEP,
     "no DNS left the guest outside Tor",
@@ -131,6 +133,13 @@ const VPN_DOWN_SCENARIO: &str =
 /// application's UDP to the endpoint's port, and its error when it did not.
 const REJECTED_OUTPUT_STEP: &str = "the firewall's \"rejected_output\" counter went up";
 const REJECTED_OUTPUT_ERROR: &str = "\"rejected_output\" counter to count the attempt";
+/// bridges.feature: through the default bridges (a bridges derivative's
+/// usual way), across a reconnect.
+const DEFAULT_BRIDGES_SCENARIO: &str =
+    "Tor through the default bridges, also after a network reconnect";
+const VANILLA_BRIDGE_SCENARIO: &str = "Tor through a vanilla bridge";
+/// A flow to one of the consensus relays' ORPorts (5000-5006).
+const TO_A_RELAY: &str = "-> 10.203.0.1:500";
 
 const LEAKS: &[Leak] = &[
     Leak {
@@ -272,6 +281,29 @@ const LEAKS: &[Leak] = &[
             ],
         }],
         must_pass: &[],
+    },
+    // Bridges derivatives (kind `bridges`, found in the ISO): judged
+    // against their bridges, where a relay is a leak.
+    Leak {
+        customization: "bridges-and-direct",
+        must_fail: &[MustFail {
+            scenario: DEFAULT_BRIDGES_SCENARIO,
+            any_of: &[("only flowed through the default bridges", TO_A_RELAY)],
+        }],
+        // The scenario is Tor ready through the default bridges and
+        // fetches a page before it fails: the image works otherwise (no
+        // off-lab boot of its own, for CI time).
+        must_pass: &[],
+    },
+    Leak {
+        customization: "bridges-pt-dns",
+        must_fail: &[MustFail {
+            scenario: DNS_SCENARIO,
+            any_of: &[("no DNS left the guest", "bridges-front.example.net")],
+        }],
+        // A vanilla bridge needs no transport, so the wrapper never runs;
+        // from the same boot (the lab greeter's checkpoint).
+        must_pass: &[VANILLA_BRIDGE_SCENARIO],
     },
 ];
 
@@ -587,6 +619,38 @@ async fn the_vpn_variant_passes_its_features() {
     assert!(
         summary.success() && failed.is_empty(),
         "the VPN variant broke: {failed:#?}\n{summary:?}"
+    );
+}
+
+/// The harmless bridges customization (other default bridges, one of them
+/// vanilla) passes the bridge features through its own default bridges;
+/// `TAILOR_FULL_MATRIX=1` runs it through every feature instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn other_default_bridges_pass() {
+    let _one = ONE_RUN.lock().await;
+    let _lab = TeardownAtEnd;
+    let iso = customized_iso("other-default-bridges");
+    let mut args = args(&iso);
+    if full_matrix() {
+        args.tags = Some("not @smoke".into());
+    } else {
+        args.name = Some(names_regex(&[DEFAULT_BRIDGES_SCENARIO]));
+    }
+    let (summary, records) = run_recorded(args).await.expect("the run itself works");
+    let failed: Vec<String> = records
+        .scenarios
+        .iter()
+        .filter(|sc| sc.failed())
+        .map(|sc| format!("{}: {} ({}:{})", sc.feature, sc.name, sc.file, sc.line))
+        .collect();
+    assert!(
+        summary.success() && failed.is_empty(),
+        "other-default-bridges broke: {failed:#?}\n{summary:?}"
+    );
+    let ran: Vec<&str> = records.final_outcomes().map(|s| s.name.as_str()).collect();
+    assert!(
+        ran.contains(&DEFAULT_BRIDGES_SCENARIO),
+        "the default bridges scenario did not run: {ran:?}"
     );
 }
 

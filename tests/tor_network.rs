@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use harness::tor::{Client, Network, NetworkSpec, WebServer};
+use harness::tor::{BridgeLine, Bridges, BridgesSpec, Client, Network, NetworkSpec, WebServer};
 
 const RELAYS: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 1);
 const WEB: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 2);
@@ -130,6 +130,27 @@ fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             (cmdline.contains(needle) && !is_zombie(pid)).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
+/// Live processes whose environment mentions `needle`: the transports tor
+/// starts (`obfs4proxy`, whose command line names no run directory, gets
+/// its state directory in `TOR_PT_STATE_LOCATION`).
+fn processes_with_environment_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != std::process::id())
+        .filter_map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (String::from_utf8_lossy(&environ).contains(needle) && !is_zombie(pid))
+                .then_some((pid, cmdline))
         })
         .collect()
 }
@@ -265,6 +286,9 @@ async fn fetch_through_the_lab_network_arrives_from_an_exit() {
     );
 
     client.stop();
+
+    check_bridges(&ns, &network, &web, &dir).await;
+
     drop(web);
     let stopping = std::time::Instant::now();
     ok(network.stop(), "stopping the network");
@@ -275,10 +299,116 @@ async fn fetch_through_the_lab_network_arrives_from_an_exit() {
         vec![],
         "processes of this run remain"
     );
+    assert_eq!(
+        processes_with_environment_mentioning(&needle),
+        vec![],
+        "transports of this run remain"
+    );
     let ns_path = ns.path();
     drop(ns);
     assert!(!ns_path.exists(), "{} still exists", ns_path.display());
     remove_on_success(&dir);
+}
+
+/// Bridges next to a running network: out of the consensus, each carrying
+/// a client (vanilla and obfs4) to the web server, with the same lines
+/// when started again from the cache; a client given a wrong obfs4
+/// certificate never bootstraps, and says so as a timeout that names
+/// where it is stuck.
+async fn check_bridges(ns: &TestNetns, network: &Network, web: &WebServer, dir: &Path) {
+    let spec = BridgesSpec::new(ns.path(), dir.join("bridges"));
+    let mut bridges = ok(
+        Bridges::start(network, spec).await,
+        "starting the lab bridges",
+    );
+    eprintln!("bridges ready in {:.1?}", bridges.bring_up_time());
+    let lines = bridges.lines();
+    assert_eq!(
+        lines.iter().map(|l| l.transport_name()).collect::<Vec<_>>(),
+        ["vanilla", "obfs4", "obfs4"]
+    );
+    assert_eq!(lines[0].addr, "10.203.0.1:6000".parse().unwrap());
+    assert_eq!(lines[1].addr, "10.203.0.1:6101".parse().unwrap());
+    assert!(
+        lines[1].arg("cert").is_some_and(|c| c.len() > 60),
+        "{}",
+        lines[1]
+    );
+    for b in bridges.all() {
+        assert!(
+            network.consensus().unwrap().relay(&b.fingerprint).is_none(),
+            "bridge {} is in the consensus",
+            b.spec.nickname
+        );
+    }
+
+    let client_with = |name: &str, port: u16, bridge: &BridgeLine| {
+        let mut lines = network.client_lines();
+        lines.extend(harness::tor::bridge_line::client_lines([bridge], |t| {
+            (t == "obfs4").then(|| harness::tor::bridges::OBFS4PROXY.to_owned())
+        }));
+        ok(
+            Client::start(
+                ns.path(),
+                &dir.join(name),
+                SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+                &lines,
+            ),
+            "starting a bridge client",
+        )
+    };
+    let wrong = lines[2]
+        .clone()
+        .with_arg("cert", lines[1].arg("cert").unwrap());
+    let mut vanilla = client_with("client-vanilla", 9060, &lines[0]);
+    let mut obfs4 = client_with("client-obfs4", 9061, &lines[1]);
+    let mut blocked = client_with("client-wrong-cert", 9062, &wrong);
+    let (v, o, b) = tokio::join!(
+        vanilla.wait_bootstrapped(Duration::from_secs(60)),
+        obfs4.wait_bootstrapped(Duration::from_secs(60)),
+        blocked.wait_bootstrapped(Duration::from_secs(12)),
+    );
+    eprintln!(
+        "through the vanilla bridge: {:.1?}; through obfs4: {:.1?}",
+        ok(v, "bootstrap through the vanilla bridge"),
+        ok(o, "bootstrap through the obfs4 bridge")
+    );
+    let err = b.expect_err("a wrong obfs4 certificate must not bootstrap");
+    let text = chain(&err);
+    assert!(
+        matches!(err, harness::tor::Error::ClientNotBootstrapped { .. })
+            && text.contains("timed out")
+            && text.contains("Bootstrapped "),
+        "expected a timeout naming the last bootstrap step, got:\n{text}"
+    );
+    eprintln!("wrong certificate: {text}");
+    for (client, port) in [(&vanilla, 9060), (&obfs4, 9061)] {
+        let socks = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).to_string();
+        let body = curl(ns, &["--socks5-hostname", &socks, &web.url()]);
+        assert_eq!(body, web.page(), "through {}", client.log_path().display());
+    }
+    // The transports' server and client sides are obfs4proxy processes.
+    let needle = dir.display().to_string();
+    assert!(
+        processes_with_environment_mentioning(&needle).len() >= 3,
+        "expected obfs4proxy for two bridges and a client: {:?}",
+        processes_with_environment_mentioning(&needle)
+    );
+    for mut c in [vanilla, obfs4, blocked] {
+        c.stop();
+    }
+    ok(bridges.stop(), "stopping the bridges");
+
+    // From the cache, the same lines.
+    let again = ok(
+        Bridges::start(
+            network,
+            BridgesSpec::new(ns.path(), dir.join("bridges-again")),
+        )
+        .await,
+        "starting the bridges again",
+    );
+    assert_eq!(again.lines(), lines, "the bridge lines changed across runs");
 }
 
 /// What `Network::start` writes is a config tor accepts, for every role
@@ -338,9 +468,10 @@ fn every_role_torrc_passes_tor_verify_config() {
     remove_on_success(&dir);
 }
 
-/// Re-runs this test binary as a child that starts a network and blocks,
-/// SIGKILLs it, and checks that every tor it started dies with it, and
-/// that the next run removes the killed one's run folder.
+/// Re-runs this test binary as a child that starts a network with its
+/// bridges and blocks, SIGKILLs it, and checks that every tor and every
+/// obfs4proxy it started dies with it, and that the next run removes the
+/// killed one's run folder.
 #[test]
 fn a_sigkilled_harness_leaves_no_tor_behind() {
     if std::env::var_os(CHILD_NETNS).is_some() || !is_root() {
@@ -380,8 +511,17 @@ fn a_sigkilled_harness_leaves_no_tor_behind() {
     let tors = processes_mentioning(&needle);
     assert_eq!(
         tors.len(),
-        7,
-        "expected 7 tor daemons of this run: {tors:?}"
+        10,
+        "expected 7 tor daemons and 3 bridges of this run: {tors:?}"
+    );
+    let transports = processes_with_environment_mentioning(&needle);
+    assert!(
+        transports
+            .iter()
+            .filter(|(_, cmd)| cmd.contains("obfs4proxy"))
+            .count()
+            == 2,
+        "expected the two obfs4 bridges' obfs4proxy: {transports:?}"
     );
 
     ok(child.kill(), "SIGKILL the child");
@@ -394,7 +534,8 @@ fn a_sigkilled_harness_leaves_no_tor_behind() {
         harness::wait::scaled(Duration::from_secs(10)),
         Duration::from_millis(50),
         || {
-            let left = processes_mentioning(&needle);
+            let mut left = processes_mentioning(&needle);
+            left.extend(processes_with_environment_mentioning(&needle));
             async move {
                 if left.is_empty() {
                     harness::wait::Check::Ready(())
@@ -420,18 +561,24 @@ fn a_sigkilled_harness_leaves_no_tor_behind() {
 /// Only does something when re-run by `a_sigkilled_harness_leaves_no_tor_behind`.
 #[tokio::test]
 async fn child_holds_a_network_until_killed() {
-    let Some(netns) = std::env::var_os(CHILD_NETNS) else {
+    let Some(netns) = std::env::var_os(CHILD_NETNS).map(PathBuf::from) else {
         return;
     };
     // The folder a run of the features uses, which the kill leaves behind.
     let run = ok(harness::tor::run_dir(), "child: run folder");
     // Fresh keys here, so the suite exercises making them as well as the
     // cache the other test uses.
-    let mut spec = NetworkSpec::new(PathBuf::from(netns), RELAYS, run.path().join("tor"));
+    let mut spec = NetworkSpec::new(&netns, RELAYS, run.path().join("tor"));
     spec.key_cache = None;
-    let _network = ok(
+    let network = ok(
         Network::start(spec).await,
         "child: starting the lab Tor network",
+    );
+    let mut bridges = BridgesSpec::new(&netns, run.path().join("bridges"));
+    bridges.key_cache = None;
+    let _bridges = ok(
+        Bridges::start(&network, bridges).await,
+        "child: starting the lab bridges",
     );
     println!("READY {}", run.path().display());
     // Hold the network until the parent's SIGKILL.

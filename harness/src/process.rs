@@ -295,6 +295,7 @@ pub fn install_hint(program: &str) -> String {
         "ip" => "iproute2",
         "nft" => "nftables",
         "xorriso" => "xorriso",
+        "obfs4proxy" => "obfs4proxy",
         _ => return format!("a package that provides `{name}`"),
     };
     format!("apt-get install {package}")

@@ -181,6 +181,7 @@ fn mark_saved(config: &str, name: &str) {
 /// Forget every checkpoint and remove their files (end of a run).
 pub fn clear() {
     STORE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    crate::bridge_steps::forget_checkpoints();
     KEPT.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
@@ -295,6 +296,9 @@ pub fn reach<'a>(
                     .await?;
                 guest.sync_clock().await?;
             }
+            // What the guest was given before the state was saved (its
+            // bridges) holds for the restored guest too.
+            crate::bridge_steps::checkpoint_restored(world, name);
             if recipe.online {
                 world.network_used();
                 crate::lab_steps::refresh_online(world).await?;
@@ -315,6 +319,7 @@ pub fn reach<'a>(
         if recipe.reusable {
             world.vm()?.save_checkpoint(name).await?;
             mark_saved(recipe.config, name);
+            crate::bridge_steps::checkpoint_saved(world, name);
             keep_boot_capture(world, name);
         }
         Ok(())

@@ -151,16 +151,16 @@ fn observer(
     observer
 }
 
-/// Every check of the kind's policy that fails on a capture of the story,
-/// as text (empty when the story leaks nothing).
+/// Every check of the kind's policy (one per part) that fails on a
+/// capture of the story, as text (empty when the story leaks nothing).
 fn leaks(
-    policy: &Policy,
+    policies: &[Policy],
     parts: &[StoryPart],
     analyses: &[analysis::Analysis],
     nic_mac: Option<MacAddr>,
 ) -> String {
     let mut text = String::new();
-    for (part, a) in parts.iter().zip(analyses) {
+    for ((part, a), policy) in parts.iter().zip(analyses).zip(policies) {
         // Offences only: a part without the guest's frames (power-on to
         // the greeter) is "inconclusive" to the checks, and that is no leak.
         let failed: Vec<String> = policy
@@ -184,7 +184,13 @@ async fn looks_like_the_reference(world: &mut TailorWorld) -> anyhow::Result<()>
         )
     })?;
     let parts = story(&own, crate::checkpoints::kept_capture)?;
-    let policy = crate::lab_steps::policy().await?;
+    let policy = crate::lab_steps::policy(world).await?;
+    // Each part by its own policy (a bridges guest's relays are allowed
+    // only in the capture where a person connected directly).
+    let mut policies = Vec::new();
+    for part in &parts {
+        policies.push(crate::lab_steps::policy_for_capture(world, Some(&part.path)).await?);
+    }
     let analyses = analyse(&parts, own.nic_mac)?;
     let observer = observer(&policy, &analyses, own.nic_mac);
     let paths: Vec<&Path> = parts.iter().map(|p| p.path.as_path()).collect();
@@ -229,7 +235,7 @@ async fn looks_like_the_reference(world: &mut TailorWorld) -> anyhow::Result<()>
     if comparison.outcome() == Outcome::Same {
         return Ok(());
     }
-    let leaked = leaks(&policy, &parts, &analyses, own.nic_mac);
+    let leaked = leaks(&policies, &parts, &analyses, own.nic_mac);
     let leaked = if leaked.is_empty() {
         String::new()
     } else {

@@ -122,7 +122,7 @@ async fn reconnect(world: &mut TailorWorld, out_for: Duration) -> anyhow::Result
         .ok_or_else(|| {
             anyhow::anyhow!("the computer is not on the lab network: cannot see it reconnect")
         })?;
-    let policy = crate::lab_steps::policy().await?;
+    let policy = crate::lab_steps::policy(world).await?;
     world.vm()?.set_link(false).await?;
     wait_carrier(world, false).await?;
     // The cable stays out: this pause is the point, not a wait for a state.

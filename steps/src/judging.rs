@@ -217,9 +217,11 @@ async fn freeze(world: &mut TailorWorld) -> anyhow::Result<()> {
 /// Judge every capture of the scenario; file each verdict for the report
 /// and beside the captures. Returns the judged captures.
 async fn judge_all(world: &mut TailorWorld) -> anyhow::Result<Vec<Judged>> {
-    let policy = crate::lab_steps::policy().await?;
     let mut judged = Vec::new();
     for (n, capture) in world.captures.iter().enumerate() {
+        // Per capture: a bridges derivative's relays are allowed only in
+        // the capture where a person connected directly.
+        let policy = crate::lab_steps::policy_for_capture(world, Some(&capture.path)).await?;
         let j = judge_capture(&policy, capture)?;
         let mut text = format!(
             "capture {} of VM `{}` ({})\n",

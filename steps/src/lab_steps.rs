@@ -1,6 +1,7 @@
 //! The lab and its "Internet" for a run: one isolated network namespace
-//! with dnsmasq, a private Tor network and a web server (or, for a VPN
-//! derivative, the VPN server and its Internet: [`crate::vpn_steps`]),
+//! with dnsmasq, a private Tor network (with bridges, for a bridges
+//! derivative: see [`crate::bridge_steps`]) and a web server, or for a VPN
+//! derivative the VPN server and its Internet ([`crate::vpn_steps`]),
 //! started on first use and shared by every scenario (a checkpoint restored
 //! later finds the same relays it was connected to). Steps that check the
 //! guest's traffic read the scenario's capture.
@@ -9,11 +10,11 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use cucumber::{given, then, when};
-use harness::derivative::{markers, Kind};
+use harness::derivative::Kind;
 use harness::net::analysis::{self, MacAddr};
 use harness::net::lab::{Lab, LabConfig, BRIDGE, BRIDGE_ADDR, INTERNET_ADDR, PREFIX_LEN};
-use harness::net::policy::{Policy, Verdict};
-use harness::tor::{Network, NetworkSpec, WebServer};
+use harness::net::policy::{Endpoint, Policy, Verdict};
+use harness::tor::{BridgeLine, Bridges, BridgesSpec, Network, NetworkSpec, WebServer};
 use harness::vm::LabAttachment;
 
 use crate::TailorWorld;
@@ -21,6 +22,11 @@ use crate::TailorWorld;
 /// The run's lab and what runs in it.
 pub(crate) struct Internet {
     tor: Option<(Network, WebServer)>,
+    /// The bridges next to the Tor network, for bridges derivatives.
+    bridges: Option<Bridges>,
+    /// The lab's censorship and the scenario (its artifact folder) that
+    /// asked for it: it lasts until a VM of another scenario plugs in.
+    censor: Option<(std::path::PathBuf, harness::net::lab::Censor)>,
     /// The VPN server and its Internet, for VPN derivatives.
     pub(crate) vpn: Option<harness::vpn::VpnLab>,
     pub(crate) lab: Lab,
@@ -51,6 +57,8 @@ pub(crate) async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&m
         *slot = Some(Internet {
             tor: None,
             vpn: None,
+            bridges: None,
+            censor: None,
             lab,
             _dir: dir,
         });
@@ -58,10 +66,16 @@ pub(crate) async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&m
     Ok(slot.as_mut().expect("just set"))
 }
 
-/// Where a VM on the lab plugs in (starting the lab if needed).
-pub async fn lab_attachment() -> anyhow::Result<LabAttachment> {
+/// Where a VM of `scenario` (its artifact folder) plugs into the lab
+/// (starting the lab if needed). Another scenario's censorship ends here.
+pub async fn lab_attachment(scenario: &std::path::Path) -> anyhow::Result<LabAttachment> {
     let mut slot = INTERNET.lock().await;
     let internet = ensure_lab(&mut slot).await?;
+    if internet.censor.as_ref().is_some_and(|(s, _)| s != scenario) {
+        if let Some((_, mut censor)) = internet.censor.take() {
+            censor.lift()?;
+        }
+    }
     // The last scenario's VM is gone; so must be its connections. Without
     // this Tor may only bootstrap slowly, so a failure is only a warning.
     if let Err(e) = internet.lab.close_guest_connections() {
@@ -92,6 +106,84 @@ pub async fn ensure_tor() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Start the lab's bridges next to its Tor network (once per run).
+pub async fn ensure_bridges() -> anyhow::Result<()> {
+    ensure_tor().await?;
+    let mut slot = INTERNET.lock().await;
+    let internet = ensure_lab(&mut slot).await?;
+    if internet.bridges.is_none() {
+        let Some((network, _)) = internet.tor.as_ref() else {
+            anyhow::bail!("the lab's Tor network stopped before its bridges could start");
+        };
+        // Entered the lab's way, as the relays: rootless too.
+        let spec = BridgesSpec::new(
+            internet.lab.namespace(),
+            internet._dir.path().join("bridges"),
+        );
+        internet.bridges = Some(Bridges::start(network, spec).await?);
+    }
+    Ok(())
+}
+
+/// The lab's bridge lines, by nickname (`bridge0`, `obfs4bridge0`, ...);
+/// the bridges must be running.
+pub(crate) async fn lab_bridges() -> anyhow::Result<Vec<(String, BridgeLine)>> {
+    let slot = INTERNET.lock().await;
+    let bridges = slot
+        .as_ref()
+        .and_then(|i| i.bridges.as_ref())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the lab's bridges are not running: add `Given the lab's bridges are running`"
+            )
+        })?;
+    Ok(bridges
+        .all()
+        .iter()
+        .map(|b| (b.spec.nickname.clone(), b.line.clone()))
+        .collect())
+}
+
+/// Every consensus relay's ORPort and DirPort: what a direct connection
+/// to Tor uses.
+pub(crate) async fn relay_endpoints() -> anyhow::Result<Vec<SocketAddrV4>> {
+    let slot = INTERNET.lock().await;
+    let (network, _) = slot.as_ref().and_then(|i| i.tor.as_ref()).ok_or_else(|| {
+        anyhow::anyhow!("the Tor network is not running: add `Given the Tor network is running`")
+    })?;
+    let mut all = network.or_endpoints();
+    all.extend(network.dir_endpoints());
+    Ok(all)
+}
+
+/// Block the LAN's direct connections to every consensus relay, for
+/// `scenario` (its artifact folder).
+pub(crate) async fn censor_relays(scenario: &std::path::Path) -> anyhow::Result<()> {
+    let endpoints = relay_endpoints().await?;
+    let mut slot = INTERNET.lock().await;
+    let internet = slot
+        .as_mut()
+        .ok_or_else(|| anyhow::anyhow!("the lab is not running"))?;
+    // One censor at a time: a new one replaces the last.
+    if let Some((_, mut old)) = internet.censor.take() {
+        old.lift()?;
+    }
+    let ports: Vec<u16> = endpoints.iter().map(|e| e.port()).collect();
+    let censor = internet.lab.censor(BRIDGE_ADDR, &ports)?;
+    internet.censor = Some((scenario.to_owned(), censor));
+    Ok(())
+}
+
+/// The packets the lab's censor has dropped, and the ports it blocks;
+/// `None` when it blocks nothing.
+pub(crate) async fn censored() -> anyhow::Result<Option<(u64, Vec<u16>)>> {
+    let slot = INTERNET.lock().await;
+    match slot.as_ref().and_then(|i| i.censor.as_ref()) {
+        Some((_, censor)) => Ok(Some((censor.blocked_packets()?, censor.ports().to_vec()))),
+        None => Ok(None),
+    }
+}
+
 /// The torrc lines that point a client at the lab's Tor network.
 async fn client_torrc() -> anyhow::Result<String> {
     let slot = INTERNET.lock().await;
@@ -106,6 +198,16 @@ pub async fn teardown() {
     if let Some(mut internet) = INTERNET.lock().await.take() {
         if let Some(mut vpn) = internet.vpn.take() {
             vpn.stop();
+        }
+        if let Some((_, mut censor)) = internet.censor.take() {
+            if let Err(e) = censor.lift() {
+                eprintln!("lifting the lab's censorship: {e}");
+            }
+        }
+        if let Some(mut bridges) = internet.bridges.take() {
+            if let Err(e) = bridges.stop() {
+                eprintln!("stopping the lab's bridges: {e}");
+            }
         }
         if let Some((mut network, mut web)) = internet.tor.take() {
             web.stop();
@@ -149,7 +251,7 @@ pub(crate) async fn web_requests() -> anyhow::Result<Vec<harness::tor::web::Requ
 impl TailorWorld {
     /// The capture a traffic step reads: the running VM's, else the last
     /// VM's of this scenario.
-    fn capture_to_judge(&self) -> anyhow::Result<crate::judging::ScenarioCapture> {
+    pub(crate) fn capture_to_judge(&self) -> anyhow::Result<crate::judging::ScenarioCapture> {
         self.captures.last().cloned().ok_or_else(|| {
             anyhow::anyhow!(
                 "no traffic was captured: no computer of this scenario is on the lab network"
@@ -164,28 +266,54 @@ impl TailorWorld {
     }
 }
 
-/// The policy the run's captures are judged by.
-pub(crate) async fn policy() -> anyhow::Result<Policy> {
-    let kind = crate::world::settings().kind;
-    match kind {
-        Kind::Tor => {}
-        Kind::Vpn => return crate::vpn_steps::policy().await,
-        kind => anyhow::bail!("judging a derivative of kind {kind} is not built yet"),
+/// The policy the scenario's latest capture is judged by; see
+/// [`policy_for_capture`].
+pub(crate) async fn policy(world: &TailorWorld) -> anyhow::Result<Policy> {
+    let latest = world.captures.last().map(|c| c.path.clone());
+    policy_for_capture(world, latest.as_deref()).await
+}
+
+/// The policy `world`'s capture `capture` is judged by: the consensus
+/// relays for a Tor derivative; for a bridges derivative the bridges its
+/// guest was given in this scenario, and the relays only in the capture
+/// and the stretch of it where a person connected directly (see
+/// [`crate::bridge_steps::BridgeState`]).
+pub(crate) async fn policy_for_capture(
+    world: &TailorWorld,
+    capture: Option<&std::path::Path>,
+) -> anyhow::Result<Policy> {
+    match world.settings.kind {
+        Kind::Tor => Ok(lab_policy(
+            relay_or_endpoints()
+                .await
+                .into_iter()
+                .map(|r| Endpoint::tor(r.into())),
+        )),
+        Kind::Bridges => {
+            let relays = relay_or_endpoints().await;
+            Ok(world.bridges.policy(&relays, capture, lab_policy))
+        }
+        Kind::Vpn => crate::vpn_steps::policy().await,
     }
+}
+
+/// The consensus relays' ORPorts (none while the network is down).
+async fn relay_or_endpoints() -> Vec<SocketAddrV4> {
     let slot = INTERNET.lock().await;
-    let allowed = slot
-        .as_ref()
+    slot.as_ref()
         .and_then(|i| i.tor.as_ref())
         .map(|(network, _)| network.or_endpoints())
-        .unwrap_or_default();
-    let mut policy = Policy::new(
-        allowed.into_iter().map(std::net::SocketAddr::V4),
-        Some(BRIDGE_ADDR.into()),
-    );
+        .unwrap_or_default()
+}
+
+/// A policy allowing `allowed` on the lab: its DHCP server, and its side
+/// of the link.
+pub(crate) fn lab_policy(allowed: impl IntoIterator<Item = Endpoint>) -> Policy {
+    let mut policy = Policy::with_endpoints(allowed, Some(BRIDGE_ADDR.into()));
     // The lab's side of the link, even before it has sent any IPv4 (its
     // IPv6 housekeeping at the guest's power-on is the lab's, not a leak).
     policy.lab_macs.insert(harness::net::lab::BRIDGE_MAC);
-    Ok(policy)
+    policy
 }
 
 /// Judge the capture so far with `check`: file the verdict for the
@@ -195,11 +323,20 @@ pub(crate) async fn judge_capture(
     world: &mut TailorWorld,
     check: impl FnOnce(&Policy, &analysis::Analysis) -> Verdict,
 ) -> anyhow::Result<()> {
-    let policy = policy().await?;
+    let policy = policy(world).await?;
+    judge_capture_with(world, &policy, check)
+}
+
+/// [`judge_capture`] with a given policy.
+pub(crate) fn judge_capture_with(
+    world: &mut TailorWorld,
+    policy: &Policy,
+    check: impl FnOnce(&Policy, &analysis::Analysis) -> Verdict,
+) -> anyhow::Result<()> {
     let capture = world.capture_to_judge()?;
     let analysis = capture.analyse()?;
-    let verdict = check(&policy, &analysis);
-    crate::report::verdict(&verdict, &analysis, &policy);
+    let verdict = check(policy, &analysis);
+    crate::report::verdict(&verdict, &analysis, policy);
     save_verdict(world, &verdict, &capture.path);
     // Inconclusive (no frame from the guest) fails like a leak.
     if verdict.passed() {
@@ -237,7 +374,7 @@ pub async fn ensure_network() -> anyhow::Result<()> {
     match crate::world::settings().kind {
         Kind::Tor => ensure_tor().await,
         Kind::Vpn => crate::vpn_steps::ensure_vpn().await,
-        kind => anyhow::bail!("the lab for a derivative of kind {kind} is not built yet"),
+        Kind::Bridges => ensure_bridges().await,
     }
 }
 
@@ -252,7 +389,13 @@ pub async fn start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
     match world.settings.kind {
         Kind::Tor => start_with_lab_tor(world).await,
         Kind::Vpn => crate::vpn_steps::start_with_lab_vpn(world).await,
-        kind => anyhow::bail!("starting a derivative of kind {kind} is not built yet"),
+        Kind::Bridges => {
+            crate::bridge_steps::start_with_bridges(
+                world,
+                crate::bridge_steps::Answer::DefaultBridges,
+            )
+            .await
+        }
     }
 }
 
@@ -260,9 +403,7 @@ pub async fn start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
 /// VPN connected.
 pub async fn wait_online(world: &mut TailorWorld, timeout: Duration) -> anyhow::Result<()> {
     match world.settings.kind {
-        Kind::Tor | Kind::Bridges => {
-            Ok(world.vm()?.wait_serial(markers::TOR_READY, timeout).await?)
-        }
+        Kind::Tor | Kind::Bridges => crate::bridge_steps::wait_tor_ready(world, timeout).await,
         Kind::Vpn => crate::vpn_steps::wait_connected(world, timeout).await,
     }
 }
@@ -298,8 +439,21 @@ async fn guest_online(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> 
 }
 
 /// Point the guest's tor at the lab network and choose Start in the
-/// greeter (it has focus when the greeter appears).
+/// greeter (it has focus when the greeter appears); a derivative that
+/// offers bridges then asks how to connect: directly.
 pub async fn start_with_lab_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
+    prepare_lab_tor(world).await?;
+    let asks = crate::bridge_steps::offers_default_bridges(world).await?;
+    world.vm()?.press("Return").await?;
+    world.network_used();
+    if asks {
+        crate::bridge_steps::answer(world, crate::bridge_steps::Answer::Directly).await?;
+    }
+    Ok(())
+}
+
+/// Write the lab's Tor network into the guest's torrc, before Start.
+pub(crate) async fn prepare_lab_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
     let torrc = client_torrc().await?;
     let guest = world.guest()?;
     guest
@@ -308,8 +462,6 @@ pub async fn start_with_lab_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
     guest
         .write_file(harness::derivative::GUEST_LAB_TORRC, torrc.as_bytes())
         .await?;
-    world.vm()?.press("Return").await?;
-    world.network_used();
     Ok(())
 }
 
@@ -326,10 +478,7 @@ async fn capture_for(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
 
 #[then(expr = "Tor is ready within {int} seconds")]
 async fn tor_ready(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
-    Ok(world
-        .vm()?
-        .wait_serial(markers::TOR_READY, Duration::from_secs(secs))
-        .await?)
+    crate::bridge_steps::wait_tor_ready(world, Duration::from_secs(secs)).await
 }
 
 /// Point the guest's tor at the lab's network and choose Start, as
@@ -428,8 +577,12 @@ async fn fetched_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
 #[then("all Internet traffic has only flowed through Tor")]
 async fn only_tor(world: &mut TailorWorld) -> anyhow::Result<()> {
     judge_capture(world, Policy::only_tor).await?;
-    // The web server must have seen the exits, never the guest itself,
-    // in this scenario (the lab and its log may outlive a scenario).
+    web_saw_only_exits(world).await
+}
+
+/// The web server must have seen the exits, never the guest itself, in
+/// this scenario (the lab and its log may outlive a scenario).
+pub(crate) async fn web_saw_only_exits(world: &TailorWorld) -> anyhow::Result<()> {
     let requests = web_requests().await?;
     let slot = INTERNET.lock().await;
     if let Some((network, _)) = slot.as_ref().and_then(|i| i.tor.as_ref()) {
@@ -507,7 +660,7 @@ async fn sent_nothing(world: &mut TailorWorld) -> anyhow::Result<()> {
             capture.path.display()
         );
     }
-    let policy = policy().await?;
+    let policy = policy(world).await?;
     let analysis = analysis::analyse_path(&capture.path)?;
     let lab = policy.lab_mac_set(&analysis);
     let sent: Vec<String> = analysis

@@ -6,6 +6,8 @@
 //! - [`vm_steps`]: boot, keyboard, mouse, screen, serial, checkpoints.
 //! - [`guest_steps`]: commands in the guest through its agent.
 //! - [`lab_steps`]: the lab, its Tor network and web server, traffic checks.
+//! - [`bridge_steps`]: bridges derivatives: the lab's bridges, the
+//!   greeter's question, the censored lab, only-the-bridges checks.
 //! - [`firewall_steps`]: the derivative's firewall rules and counters, and
 //!   network reconnects.
 //! - [`vpn_steps`]: a VPN derivative's lab (the VPN server and its
@@ -17,6 +19,7 @@
 //! screenshot after each step) and what steps saw, and writes
 //! `artifacts/<run>/index.html` from both.
 
+pub mod bridge_steps;
 pub mod checkpoints;
 pub mod fingerprint_steps;
 pub mod firewall_steps;

@@ -84,7 +84,11 @@ async fn no_longer_see(world: &mut TailorWorld, name: String, secs: u64) -> anyh
     Ok(())
 }
 
-async fn click_reference(world: &mut TailorWorld, name: &str, count: u32) -> anyhow::Result<()> {
+pub(crate) async fn click_reference(
+    world: &mut TailorWorld,
+    name: &str,
+    count: u32,
+) -> anyhow::Result<()> {
     let (reference, found) = wait_seen(world, name, Duration::from_secs(10))
         .await
         .with_context(|| format!("cannot click `{name}`"))?;
@@ -101,7 +105,7 @@ fn reference(world: &TailorWorld, name: &str) -> anyhow::Result<Reference> {
 
 /// Wait until reference `name` is on the screen; it and its match. A
 /// timeout's picture goes into the scenario's artifact folder.
-async fn wait_seen(
+pub(crate) async fn wait_seen(
     world: &mut TailorWorld,
     name: &str,
     timeout: Duration,

@@ -169,6 +169,8 @@ pub struct TailorWorld {
     pub deliberate: bool,
     /// The firewall as noted by `When I note the firewall's state`.
     pub firewall_noted: Option<harness::derivative::inspect::FirewallState>,
+    /// Which bridges this scenario's guest was given and chose.
+    pub bridges: crate::bridge_steps::BridgeState,
 }
 
 impl TailorWorld {
@@ -182,6 +184,7 @@ impl TailorWorld {
             frozen: false,
             deliberate: false,
             firewall_noted: None,
+            bridges: Default::default(),
             resolver_mark: 0,
             web_mark: 0,
             scenario_dir: settings().artifacts,
@@ -317,7 +320,7 @@ impl TailorWorld {
         self.frozen = false;
         let on_lab = config.network == harness::vm::Network::Lab;
         if on_lab {
-            options.lab = Some(crate::lab_steps::lab_attachment().await?);
+            options.lab = Some(crate::lab_steps::lab_attachment(&self.scenario_dir).await?);
             // Captured from the first instruction: a boot is judged too.
             std::fs::create_dir_all(&self.scenario_dir)?;
             let name = match self.captures.len() {

@@ -4,8 +4,11 @@
 //! "Start" and "Additional settings"; the settings screen where an
 //! administration password is typed; after Start, a progress screen that
 //! runs the start script (`/etc/tailor/start`: MAC spoofing, firewall,
-//! network, tor) and follows tor's bootstrap in its log until "Tor is ready"
-//! (or, for the VPN variant, the VPN's state: see [`online`]).
+//! network, tor) and follows tor's bootstrap in its log until "Tor is ready".
+//! A derivative with default bridges first asks how to connect to Tor
+//! (directly, or through the default bridges), and the progress screen says
+//! so when Tor cannot connect: see [`connection`]. The VPN variant follows
+//! its VPN's state instead, also once connected: see [`online`].
 //!
 //! Keyboard: arrows or Tab move, Enter chooses, Escape goes back. Mouse (an
 //! absolute pointer such as QEMU's usb-tablet): a click on a button chooses
@@ -17,6 +20,7 @@
 //! for looking at the design without booting.
 
 mod canvas;
+mod connection;
 mod font;
 mod online;
 mod pointer;
@@ -24,7 +28,7 @@ mod sys;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use canvas::{Canvas, Rgb};
 use font::Font;
@@ -34,7 +38,12 @@ use sys::{Framebuffer, Key, Terminal};
 const FONT: &str = "/usr/share/tailor/font.psf";
 const BRANDING: &str = "/etc/tailor/branding";
 const STATUS: &str = "/run/tailor/status";
+const TOR_LOG: &str = "/var/log/tor/notices.log";
+const TOR_READY: &str = "/run/tailor/tor-ready";
 const START_SCRIPT: &str = "/etc/tailor/start";
+/// One line per start of tor, naming how it connects (written by
+/// `/etc/tailor/tor-connect`).
+const CONNECTION_LOG: &str = "/run/tailor/connection";
 
 struct Branding {
     title: String,
@@ -80,10 +89,46 @@ enum Screen {
     Settings {
         password: String,
     },
+    /// After Start, when there are default bridges to offer.
+    Connection {
+        focus: usize,
+    },
     Progress {
         lines: Vec<String>,
-        online: online::Progress,
+        percent: u32,
+        ready: bool,
+        /// Why Tor could not connect, once the greeter gave up waiting.
+        failure: Option<String>,
+        /// The failure screen offers the default bridges.
+        offer_default_bridges: bool,
+        /// For a VPN derivative: its state, shown instead of Tor's.
+        vpn: Option<online::Progress>,
     },
+}
+
+impl Screen {
+    fn progress() -> Screen {
+        Screen::Progress {
+            lines: Vec::new(),
+            percent: 0,
+            ready: false,
+            failure: None,
+            offer_default_bridges: false,
+            vpn: None,
+        }
+    }
+
+    /// The progress screen of a VPN derivative.
+    fn vpn_progress(lines: Vec<String>, vpn: online::Progress) -> Screen {
+        Screen::Progress {
+            lines,
+            percent: vpn.percent,
+            ready: vpn.ready,
+            failure: None,
+            offer_default_bridges: false,
+            vpn: Some(vpn),
+        }
+    }
 }
 
 struct Ui {
@@ -94,6 +139,7 @@ struct Ui {
 }
 
 const GREEN: Rgb = Rgb(0x3f, 0xc0, 0x5a);
+const RED: Rgb = Rgb(0xf0, 0x5a, 0x4f);
 
 /// A rectangle on the screen: x, y, width, height.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +176,8 @@ fn key_action(key: Key) -> Action {
 }
 
 const WELCOME_BUTTONS_Y: [usize; 2] = [300, 400];
+/// The failure screen's "Use the default bridges".
+const FAILURE_BUTTON_Y: usize = 650;
 const SETTINGS_SAVE_Y: usize = 450;
 const SMALL_BUTTON_W: usize = 250;
 
@@ -157,7 +205,7 @@ impl Ui {
     /// What a click at (x, y) does on `screen`, if it hits a button.
     fn click_actions(&self, screen: &Screen, x: usize, y: usize) -> Vec<Action> {
         match screen {
-            Screen::Welcome { .. } => WELCOME_BUTTONS_Y
+            Screen::Welcome { .. } | Screen::Connection { .. } => WELCOME_BUTTONS_Y
                 .iter()
                 .position(|&by| self.button_area(by).contains(x, y))
                 .map(|i| vec![Action::Focus(i), Action::Choose])
@@ -172,6 +220,11 @@ impl Ui {
                     Vec::new()
                 }
             }
+            Screen::Progress {
+                failure: Some(_),
+                offer_default_bridges: true,
+                ..
+            } if self.button_area(FAILURE_BUTTON_Y).contains(x, y) => vec![Action::Choose],
             Screen::Progress { .. } => Vec::new(),
         }
     }
@@ -238,7 +291,49 @@ impl Ui {
                 self.button_in(&mut c, back, "Back", false);
                 c.text_centered(f, 690, "Enter: save   Esc: back", 1, b.foreground);
             }
-            Screen::Progress { lines, online } => {
+            Screen::Connection { focus } => {
+                c.text_centered(
+                    f,
+                    200,
+                    "How do you want to connect to Tor?",
+                    1,
+                    b.foreground,
+                );
+                self.button(
+                    &mut c,
+                    WELCOME_BUTTONS_Y[0],
+                    "Connect directly",
+                    *focus == 0,
+                );
+                self.button(
+                    &mut c,
+                    WELCOME_BUTTONS_Y[1],
+                    "Use the default bridges",
+                    *focus == 1,
+                );
+                c.text_centered(
+                    f,
+                    520,
+                    "Bridges hide from this network that you use Tor",
+                    1,
+                    b.foreground,
+                );
+                c.text_centered(
+                    f,
+                    690,
+                    "Arrows/Tab: move   Enter or click: choose",
+                    1,
+                    b.foreground,
+                );
+            }
+            Screen::Progress {
+                lines,
+                percent,
+                ready,
+                failure,
+                offer_default_bridges,
+                vpn,
+            } => {
                 let mut y = 200;
                 for line in lines.iter().rev().take(8).rev() {
                     c.text(f, 112, y, line, 1, b.foreground);
@@ -246,23 +341,45 @@ impl Ui {
                 }
                 let (x, y, w, h) = (112, 520, 800, 32);
                 c.frame(x, y, w, h, 2, b.foreground);
-                let filled = (w - 8) * online.percent.min(100) as usize / 100;
+                let filled = (w - 8) * (*percent).min(100) as usize / 100;
                 c.fill_rect(
                     x + 4,
                     y + 4,
                     filled,
                     h - 8,
-                    if online.ready { GREEN } else { b.accent },
+                    if *ready { GREEN } else { b.accent },
                 );
-                if online.ready {
-                    c.text_centered(f, 600, &online.text, 2, GREEN);
+                if let Some(vpn) = vpn {
+                    let (size, colour) = if vpn.ready {
+                        (2, GREEN)
+                    } else {
+                        (1, b.foreground)
+                    };
+                    c.text_centered(f, 600, &vpn.text, size, colour);
+                } else if *ready {
+                    c.text_centered(f, 600, "Tor is ready", 2, GREEN);
+                } else if let Some(why) = failure {
+                    c.text_centered(f, 566, "Tor could not connect", 1, RED);
+                    c.text_centered(f, 604, why, 1, b.foreground);
+                    if *offer_default_bridges {
+                        self.button(&mut c, FAILURE_BUTTON_Y, "Use the default bridges", true);
+                    }
                 } else {
-                    c.text_centered(f, 600, &online.text, 1, b.foreground);
+                    let text = format!("Connecting to Tor: {percent}%");
+                    c.text_centered(f, 600, &text, 1, b.foreground);
                 }
             }
         }
         c
     }
+}
+
+/// The last "Bootstrapped N%" in tor's log.
+fn bootstrap_percent(log: &str) -> Option<u32> {
+    log.lines().rev().find_map(|line| {
+        let rest = line.split("Bootstrapped ").nth(1)?;
+        rest.split('%').next()?.trim().parse().ok()
+    })
 }
 
 /// Set root's password with busybox `mkpasswd` (SHA-512) in /etc/shadow.
@@ -293,12 +410,26 @@ fn set_admin_password(password: &str) -> Result<(), String> {
         .map_err(|e| format!("/etc/shadow: {e}"))
 }
 
-fn start_system() -> std::io::Result<Child> {
+/// Run the start script; it starts tor `plan`'s way, or leaves that to
+/// the greeter while the person is asked.
+fn start_system(plan: connection::Plan) -> std::io::Result<Child> {
+    let how = match plan {
+        connection::Plan::Use(mode) => mode.arg(),
+        connection::Plan::Ask => "ask",
+    };
     // The start script's output goes where ours goes: the console.
     Command::new("/bin/sh")
         .arg(START_SCRIPT)
+        .env("TAILOR_CONNECTION", how)
         .stdin(Stdio::null())
         .spawn()
+}
+
+/// The starts of tor so far, and how the last one connects.
+fn tor_starts() -> (usize, Option<String>) {
+    let text = std::fs::read_to_string(CONNECTION_LOG).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    (lines.len(), lines.last().map(|l| l.trim().to_owned()))
 }
 
 fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
@@ -310,6 +441,13 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
     };
     let mut shown: Option<Screen> = None;
     let mut starter: Option<Child> = None;
+    // The start script's outcome, once it has exited.
+    let mut started: Option<bool> = None;
+    // Chosen while the start script still runs: tor starts after it.
+    let mut pending: Option<connection::Mode> = None;
+    let limits = connection::Limits::from_settings();
+    // The last start of tor seen: (count, when seen, how it connects).
+    let mut tor_start: (usize, Option<(Instant, String)>) = (tor_starts().0, None);
     loop {
         if shown.as_ref() != Some(&screen) {
             fb.show(&ui.draw(&screen))?;
@@ -317,15 +455,32 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
             // the harness can match the screen as soon as it reads them.
             match (&screen, &shown) {
                 (Screen::Welcome { .. }, None) => eprintln!("tailor-greeter: welcome screen shown"),
-                (Screen::Progress { online, .. }, Some(Screen::Progress { online: was, .. }))
-                    if online.ready == was.ready => {}
-                (Screen::Progress { online, .. }, _) if online.ready => {
+                // A VPN's state, each time it changes (connected, lost).
+                (
+                    Screen::Progress { vpn: Some(now), .. },
+                    Some(Screen::Progress { vpn: was, .. }),
+                ) if now.ready == was.as_ref().is_some_and(|w| w.ready) => {}
+                (Screen::Progress { vpn: Some(now), .. }, _) if now.ready => {
                     network.on_ready();
-                    eprintln!("tailor-greeter: {}", online.text);
+                    eprintln!("tailor-greeter: {}", now.text);
                 }
-                (Screen::Progress { online, .. }, Some(Screen::Progress { .. })) => {
-                    eprintln!("tailor-greeter: {}", online.text);
+                (Screen::Progress { vpn: Some(now), .. }, Some(Screen::Progress { .. })) => {
+                    eprintln!("tailor-greeter: {}", now.text);
                 }
+                (Screen::Progress { vpn: Some(_), .. }, _) => {}
+                (Screen::Progress { ready: true, .. }, _) => {
+                    let _ = std::fs::write(TOR_READY, "");
+                    eprintln!("tailor-greeter: Tor is ready");
+                }
+                (Screen::Connection { .. }, Some(Screen::Welcome { .. })) => {
+                    eprintln!("tailor-greeter: asking how to connect to Tor")
+                }
+                (
+                    Screen::Progress {
+                        failure: Some(why), ..
+                    },
+                    Some(Screen::Progress { failure: None, .. }),
+                ) => eprintln!("tailor-greeter: Tor could not connect: {why}"),
                 _ => {}
             }
             shown = Some(screen.clone());
@@ -355,15 +510,41 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
                 }
                 (Screen::Welcome { focus: 0, .. }, Action::Choose) => {
                     eprintln!("tailor-greeter: start chosen");
-                    starter = Some(start_system()?);
-                    Screen::Progress {
-                        lines: Vec::new(),
-                        online: online::Progress {
-                            percent: 0,
-                            ready: false,
-                            text: String::new(),
-                        },
+                    let plan = connection::plan();
+                    starter = Some(start_system(plan)?);
+                    match plan {
+                        connection::Plan::Ask => Screen::Connection { focus: 0 },
+                        connection::Plan::Use(_) => Screen::progress(),
                     }
+                }
+                (Screen::Connection { focus }, Action::Toggle) => {
+                    Screen::Connection { focus: 1 - focus }
+                }
+                (Screen::Connection { .. }, Action::Focus(focus)) => Screen::Connection { focus },
+                (Screen::Connection { focus }, Action::Choose) => {
+                    let mode = if focus == 0 {
+                        connection::Mode::Direct
+                    } else {
+                        connection::Mode::DefaultBridges
+                    };
+                    eprintln!("tailor-greeter: chose to connect to Tor: {}", mode.arg());
+                    pending = Some(mode);
+                    Screen::progress()
+                }
+                (
+                    Screen::Progress {
+                        failure: Some(_),
+                        offer_default_bridges: true,
+                        ..
+                    },
+                    Action::Choose,
+                ) => {
+                    eprintln!("tailor-greeter: chose the default bridges after the failure");
+                    let mode = connection::Mode::DefaultBridges;
+                    connection::connect(mode)?;
+                    // The old tor's timer must not fail the new one.
+                    tor_start.1 = Some((Instant::now(), mode.arg().to_owned()));
+                    Screen::progress()
                 }
                 (Screen::Welcome { .. }, Action::Choose) => Screen::Settings {
                     password: String::new(),
@@ -399,24 +580,58 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
                 (other, _) => other,
             };
         }
-        if let Screen::Progress { online: now, .. } = &screen {
-            if !now.ready || network.keeps_watching() {
+        if let Some(child) = starter.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!("tailor-greeter: start script exited: {status}");
+                started = Some(status.success());
+                starter = None;
+            }
+        }
+        // Tor starts after the firewall and the network, never before.
+        if started == Some(true) {
+            if let Some(mode) = pending.take() {
+                connection::connect(mode)?;
+                tor_start.1 = Some((Instant::now(), mode.arg().to_owned()));
+            }
+        }
+        let (count, last) = tor_starts();
+        if count > tor_start.0 {
+            tor_start = (count, last.map(|how| (Instant::now(), how)));
+        }
+        if network.keeps_watching() {
+            if let Screen::Progress { .. } = screen {
                 let lines: Vec<String> = std::fs::read_to_string(STATUS)
                     .unwrap_or_default()
                     .lines()
                     .map(str::to_owned)
                     .collect();
-                screen = Screen::Progress {
-                    lines,
-                    online: network.progress(),
-                };
+                screen = Screen::vpn_progress(lines, network.progress());
             }
-        }
-        if let Some(child) = starter.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                eprintln!("tailor-greeter: start script exited: {status}");
-                starter = None;
-            }
+        } else if let Screen::Progress { ready: false, .. } = screen {
+            let lines: Vec<String> = std::fs::read_to_string(STATUS)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            let percent = bootstrap_percent(&std::fs::read_to_string(TOR_LOG).unwrap_or_default())
+                .unwrap_or(0);
+            let ready = percent >= 100;
+            let (failure, offer_default_bridges) = match &tor_start.1 {
+                Some((since, how)) if !ready => (
+                    connection::failure(percent, since.elapsed(), limits),
+                    how != connection::Mode::DefaultBridges.arg()
+                        && connection::has_default_bridges(),
+                ),
+                _ => (None, false),
+            };
+            screen = Screen::Progress {
+                lines,
+                percent,
+                ready,
+                failure,
+                offer_default_bridges,
+                vpn: None,
+            };
         }
     }
 }
@@ -441,7 +656,7 @@ fn main() -> std::process::ExitCode {
     if args.get(1).map(String::as_str) == Some("--snapshot") {
         let (Some(out), Some(which)) = (args.get(2), args.get(3)) else {
             eprintln!(
-                "usage: greeter --snapshot OUT.ppm welcome|settings|progress|ready|vpn-progress|vpn-ready|vpn-lost"
+                "usage: greeter --snapshot OUT.ppm welcome|settings|progress|ready|connection|failed|vpn-progress|vpn-ready|vpn-lost"
             );
             return std::process::ExitCode::FAILURE;
         };
@@ -457,28 +672,48 @@ fn main() -> std::process::ExitCode {
             },
             "progress" => Screen::Progress {
                 lines: vec!["Spoofing MAC addresses".into(), "Starting Tor".into()],
-                online: online::Network::Tor.sample(false),
+                percent: 45,
+                ready: false,
+                failure: None,
+                offer_default_bridges: false,
+                vpn: None,
             },
             "ready" => Screen::Progress {
                 lines: vec![],
-                online: online::Network::Tor.sample(true),
+                percent: 100,
+                ready: true,
+                failure: None,
+                offer_default_bridges: false,
+                vpn: None,
             },
-            "vpn-progress" => Screen::Progress {
-                lines: vec![
+            "vpn-progress" => Screen::vpn_progress(
+                vec![
                     "Spoofing MAC addresses".into(),
                     "Loading the firewall".into(),
                     "Connecting to the network".into(),
                     "Starting the VPN client".into(),
                 ],
-                online: online::Network::Vpn.sample(false),
-            },
-            "vpn-ready" => Screen::Progress {
-                lines: vec![],
-                online: online::Network::Vpn.sample(true),
-            },
-            "vpn-lost" => Screen::Progress {
-                lines: vec![],
-                online: online::vpn_progress("state=reconnecting\n"),
+                online::Network::Vpn.sample(false),
+            ),
+            "vpn-ready" => Screen::vpn_progress(vec![], online::Network::Vpn.sample(true)),
+            "vpn-lost" => {
+                Screen::vpn_progress(vec![], online::vpn_progress("state=reconnecting\n"))
+            }
+            "connection" => Screen::Connection { focus: 0 },
+            "failed" => Screen::Progress {
+                lines: vec!["Connecting to Tor directly".into()],
+                percent: 5,
+                ready: false,
+                failure: connection::failure(
+                    5,
+                    Duration::from_secs(20),
+                    connection::Limits {
+                        sign_of_life: Duration::from_secs(20),
+                        bootstrap: Duration::from_secs(300),
+                    },
+                ),
+                offer_default_bridges: true,
+                vpn: None,
             },
             _ => Screen::Welcome {
                 focus: 0,
@@ -557,5 +792,36 @@ mod tests {
         assert_eq!(ui.click_actions(&settings, 300, 480), vec![Action::Choose]);
         assert_eq!(ui.click_actions(&settings, 700, 480), vec![Action::Back]);
         assert!(ui.click_actions(&settings, 512, 480).is_empty());
+    }
+
+    #[test]
+    fn the_connection_question_and_the_failure_take_clicks() {
+        let ui = ui();
+        let question = Screen::Connection { focus: 0 };
+        assert_eq!(
+            ui.click_actions(&question, 512, 436),
+            vec![Action::Focus(1), Action::Choose]
+        );
+        let failed = |offer| Screen::Progress {
+            lines: vec![],
+            percent: 5,
+            ready: false,
+            failure: Some("x".into()),
+            offer_default_bridges: offer,
+            vpn: None,
+        };
+        assert_eq!(
+            ui.click_actions(&failed(true), 512, 686),
+            vec![Action::Choose]
+        );
+        assert!(ui.click_actions(&failed(false), 512, 686).is_empty());
+        assert!(ui.click_actions(&Screen::progress(), 512, 686).is_empty());
+    }
+
+    #[test]
+    fn finds_the_last_bootstrap_percent() {
+        let log = "[notice] Bootstrapped 5% (conn): x\n[notice] Bootstrapped 100% (done): Done\n";
+        assert_eq!(bootstrap_percent(log), Some(100));
+        assert_eq!(bootstrap_percent("nothing"), None);
     }
 }

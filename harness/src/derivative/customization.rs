@@ -37,6 +37,10 @@
 //! kill_switch = true               # false: traffic may leave outside the tunnel
 //! dns = "tunnel"                   # "tunnel" | "lan": whose resolver answers names
 //! allow_lan = false                # true: the LAN's subnet is reached outside the tunnel
+//! [bridges]                        # Tor through bridges (vanilla or obfs4)
+//! default = ["obfs4 192.0.2.10:443 FINGERPRINT cert=... iat-mode=0"]
+//!                                  # offered by the greeter ("use the default bridges")
+//! configured = ["192.0.2.20:9001 FINGERPRINT"]  # always used, nobody is asked
 //! ```
 //!
 //! Parsing ([`Customization::load`]) only reads the TOML (unknown fields are
@@ -99,6 +103,7 @@ pub struct Customization {
     pub tor: Tor,
     #[serde(default)]
     pub vpn: Option<Vpn>,
+    pub bridges: Bridges,
     /// Where the TOML was read from (`source` paths are relative to it).
     #[serde(skip)]
     pub path: PathBuf,
@@ -196,6 +201,27 @@ impl Vpn {
             lines.push(format!("VPN_ALLOW_LAN={}", flag(lan)));
         }
         lines
+    }
+}
+
+/// Tor bridges: lines as a person pastes them into Tor
+/// (`[TRANSPORT] IP:PORT [FINGERPRINT] [KEY=VALUE ...]`), vanilla or
+/// obfs4 (see [`crate::tor::bridge_line`]).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Bridges {
+    /// The default bridges, written to the image's default bridges file;
+    /// the greeter offers them after Start.
+    #[serde(default)]
+    pub default: Vec<String>,
+    /// Bridges tor always uses; Start asks nothing.
+    #[serde(default)]
+    pub configured: Vec<String>,
+}
+
+impl Bridges {
+    pub fn is_empty(&self) -> bool {
+        self.default.is_empty() && self.configured.is_empty()
     }
 }
 
@@ -325,6 +351,28 @@ impl Customization {
             for (i, cmd) in cmds.iter().enumerate() {
                 if cmd.trim().is_empty() {
                     return Err(self.invalid(format!("{field}[{i}]"), "is empty"));
+                }
+            }
+        }
+        for (field, lines) in [
+            ("bridges.default", &self.bridges.default),
+            ("bridges.configured", &self.bridges.configured),
+        ] {
+            for (i, line) in lines.iter().enumerate() {
+                let parsed: crate::tor::BridgeLine =
+                    line.parse().map_err(|e: crate::tor::BridgeLineError| {
+                        self.invalid(format!("{field}[{i}]"), e.to_string())
+                    })?;
+                if let Some(t) = parsed.transport.as_deref() {
+                    if !crate::tor::bridge_line::SUPPORTED_TRANSPORTS.contains(&t) {
+                        return Err(self.invalid(
+                            format!("{field}[{i}]"),
+                            format!(
+                                "uses transport {t:?}; the image has a client for {} only (Debian's obfs4proxy), and the lab a server for nothing else",
+                                crate::tor::bridge_line::SUPPORTED_TRANSPORTS.join(", ")
+                            ),
+                        ));
+                    }
                 }
             }
         }
@@ -473,6 +521,24 @@ options = ["ConnectionPadding 1"]
     }
 
     #[test]
+    fn bridges_take_vanilla_and_obfs4_lines() {
+        let c = parse(
+            r#"
+name = "b"
+kind = "bridges"
+[bridges]
+default = ["obfs4 192.0.2.10:443 2B280B23E1107BB62ABFC40DDCC8824814F80A72 cert=abc iat-mode=0"]
+configured = ["Bridge 192.0.2.20:9001 2B280B23E1107BB62ABFC40DDCC8824814F80A72"]
+"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.kind, Some(crate::derivative::Kind::Bridges));
+        assert!(!c.bridges.is_empty());
+        assert!(Customization::default().bridges.is_empty());
+    }
+
+    #[test]
     fn unknown_field_is_named() {
         let err = parse("name = \"x\"\n[firewall]\nallow_ipv7 = true\n").unwrap_err();
         let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
@@ -521,6 +587,14 @@ options = ["ConnectionPadding 1"]
             (
                 "name = \"x\"\nkind = \"tor\"\n[vpn]\nkill_switch = true",
                 "vpn",
+            ),
+            (
+                "name = \"x\"\n[bridges]\ndefault = [\"obfs4 192.0.2.1:443\"]",
+                "bridges.default[0]",
+            ),
+            (
+                "name = \"x\"\n[bridges]\nconfigured = [\"192.0.2.1:443\", \"snowflake 192.0.2.3:80 2B280B23E1107BB62ABFC40DDCC8824814F80A72\"]",
+                "bridges.configured[1]",
             ),
         ];
         for (text, field) in cases {
@@ -575,6 +649,10 @@ mod shipped {
             "vpn-lan-dns",
             "vpn-no-kill-switch",
             "vpn-lan-bypass",
+            "default-bridges",
+            "other-default-bridges",
+            "bridges-and-direct",
+            "bridges-pt-dns",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),

@@ -29,6 +29,79 @@ const LIB_DIRS: [&str; 4] = [
     "usr/lib",
 ];
 const FIREWALL_MARKER: &str = "# @CUSTOMIZATION_OUTPUT_RULES@";
+/// The Debian package with the obfs4 client, and where it puts it.
+const OBFS4_PACKAGE: &str = "obfs4proxy";
+
+/// Whether the image needs the pluggable transports' clients: it has
+/// bridges, or it is a bridges derivative (the harness may configure an
+/// obfs4 bridge at run time).
+fn needs_transports(customizations: &[(Customization, Vec<ImageFile>)]) -> bool {
+    customizations
+        .iter()
+        .any(|(c, _)| !c.bridges.is_empty() || c.kind == Some(super::kind::Kind::Bridges))
+}
+
+/// The image's bridge files, before any customization's own `files` (which
+/// may replace them): the default bridges (as Tails ships Tor Browser's),
+/// the configured ones, and the obfs4 client from Debian with tor's line
+/// for it. Lines are in the customizations' order.
+fn install_bridges(
+    root: &Path,
+    sysroot: &Path,
+    customizations: &[(Customization, Vec<ImageFile>)],
+) -> Result<(), Error> {
+    if !needs_transports(customizations) {
+        return Ok(());
+    }
+    let obfs4proxy = sysroot.join(crate::tor::bridges::OBFS4PROXY.trim_start_matches('/'));
+    if !obfs4proxy.is_file() {
+        return Err(Error::MissingFile {
+            what: "the obfs4 client".into(),
+            package: OBFS4_PACKAGE.into(),
+            path: obfs4proxy,
+        });
+    }
+    install_with_libs(sysroot, root, &obfs4proxy, crate::tor::bridges::OBFS4PROXY)?;
+    write(
+        &root.join("etc/tor/torrc.d/30-transports.conf"),
+        format!(
+            "# The pluggable transports' clients (tor starts one only for a bridge that uses it).\n\
+             ClientTransportPlugin obfs4 exec {}\n",
+            crate::tor::bridges::OBFS4PROXY
+        )
+        .as_bytes(),
+        0o644,
+    )?;
+    type Pick = fn(&Customization) -> &Vec<String>;
+    let lists: [(&str, &str, Pick); 2] = [
+        (
+            "usr/share/tailor/default-bridges.txt",
+            "# The default bridges: the greeter offers them after Start.",
+            |c| &c.bridges.default,
+        ),
+        (
+            "etc/tailor/bridges.txt",
+            "# The configured bridges: tor always uses them.",
+            |c| &c.bridges.configured,
+        ),
+    ];
+    for (path, header, pick) in lists {
+        let mut text = String::new();
+        for (c, _) in customizations.iter().filter(|(c, _)| !pick(c).is_empty()) {
+            text.push_str(&format!("# From customization {}\n", c.name));
+            for line in pick(c) {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        if text.is_empty() {
+            continue;
+        }
+        let text = format!("{header}\n{text}");
+        write(&root.join(path), text.as_bytes(), 0o644)?;
+    }
+    Ok(())
+}
 
 pub struct Inputs<'a> {
     pub repo: &'a Path,
@@ -253,6 +326,7 @@ fn apply_customizations(
         ("ACCENT", "#7d4cdb".to_owned()),
     ];
     let mut names = String::new();
+    install_bridges(root, sysroot, inp.customizations)?;
     for (index, (c, files)) in inp.customizations.iter().enumerate() {
         let prefix = format!("{:02}-{}", 50 + index, c.name);
         names.push_str(&c.name);
@@ -514,6 +588,9 @@ pub fn build(inp: &Inputs) -> Result<(), Error> {
     let mut wanted = inp.recipe.packages.clone();
     for (c, _) in inp.customizations {
         wanted.extend(c.packages.iter().cloned());
+    }
+    if needs_transports(inp.customizations) {
+        wanted.push(OBFS4_PACKAGE.to_owned());
     }
     let packages = apt.fetch(&wanted)?;
     let kernel = apt.fetch_alone(&inp.recipe.kernel_package)?;

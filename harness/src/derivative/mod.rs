@@ -55,6 +55,16 @@ pub const GUEST_VPN_CONFIG: &str = "/etc/tailor/vpn/client.conf";
 /// `derivative/customizations/vpn/client`.
 pub const GUEST_VPN_STATE: &str = "/run/tailor/vpn-state";
 
+/// The image's default bridges, one bridge line each, written at build
+/// time from the customizations (Tails keeps Tor Browser's in a file too).
+/// The lab's bridges exist only at run time: the harness writes their
+/// lines over this file through the guest agent before Start.
+pub const GUEST_DEFAULT_BRIDGES: &str = "/usr/share/tailor/default-bridges.txt";
+
+/// Bridges the derivative always uses (no question at Start); the harness
+/// writes lab bridges here to configure one for a scenario.
+pub const GUEST_CONFIGURED_BRIDGES: &str = "/etc/tailor/bridges.txt";
+
 /// Lines the image writes to its serial console, to wait on.
 pub mod markers {
     /// qemu-ga is running (before the greeter).
@@ -78,6 +88,13 @@ pub mod markers {
     /// The VPN variant's tunnel is up and the greeter says so (again,
     /// after each reconnection).
     pub const VPN_CONNECTED: &str = "tailor-greeter: VPN is connected";
+    /// After Start, the greeter asks: directly, or the default bridges.
+    pub const ASKING_HOW_TO_CONNECT: &str = "tailor-greeter: asking how to connect to Tor";
+    /// tor is being (re)started one way; the line ends with the mode
+    /// (`direct`, `default`, `configured`).
+    pub const CONNECTING: &str = "tailor-greeter: connecting to Tor: ";
+    /// The greeter gave up waiting and shows why Tor could not connect.
+    pub const TOR_FAILED: &str = "tailor-greeter: Tor could not connect";
 }
 
 /// Errors from building the ISO.

@@ -39,16 +39,24 @@ fn count_ready(log: &str) -> String {
     format!("grep -c 'Bootstrapped 100%' {log} 2>/dev/null; true")
 }
 
+/// Where the reference derivative keeps its system tor's pid: a
+/// customization may run a tor of its own beside it.
+const TOR_PID: &str = "/run/tailor/tor.pid";
+
 /// Stops tor (waiting until it is gone) and starts it again, detached, with
-/// the same command line.
-fn restart_script() -> &'static str {
+/// the same command line. The system's tor: the one in [`TOR_PID`] when
+/// that is alive, else the only one.
+fn restart_script() -> String {
     // setsid and closed descriptors: the agent's command must not wait
     // for the new tor, which runs on.
-    "pid=$(pidof tor) || { echo 'no tor process'; exit 3; }
+    format!(
+        "pid=$(cat {TOR_PID} 2>/dev/null); kill -0 \"$pid\" 2>/dev/null || pid=$(pidof -s tor) || {{ echo 'no tor process'; exit 3; }}
      set -- $(tr '\\0' ' ' < /proc/$pid/cmdline)
      kill $pid
      while kill -0 $pid 2>/dev/null; do usleep 20000; done
-     setsid \"$@\" </dev/null >/dev/null 2>&1 &"
+     setsid \"$@\" </dev/null >/dev/null 2>&1 &
+     if [ -f {TOR_PID} ]; then echo $! > {TOR_PID}; fi"
+    )
 }
 
 /// Restart the guest's tor and wait until it has bootstrapped again;
@@ -63,7 +71,7 @@ pub async fn restart_tor(guest: &Guest, timeout: Duration) -> Result<Duration, E
         .trim()
         .parse()
         .unwrap_or(0);
-    let out = guest.exec(restart_script(), request).await?;
+    let out = guest.exec(&restart_script(), request).await?;
     if !out.success() {
         return Err(Error::NotRunning {
             seen: format!("{} {}", out.stdout.trim(), out.stderr.trim()),

@@ -32,6 +32,12 @@
 //! user+network namespace held by a child process (see [`Mode`]); that
 //! needs an openable `/dev/net/tun` for the tap, which is checked first.
 //!
+//! Censorship: [`Lab::censor`] drops what comes in from the LAN for some
+//! ports of the lab's address (the consensus relays' ORPorts and DirPorts,
+//! say) with an nft table in the lab's namespace, so a guest's direct
+//! connections to Tor go unanswered while its bridges, on other ports,
+//! stay reachable; the [`Censor`] it returns lifts it on drop.
+//!
 //! Clean-up: [`Lab::stop`] (or drop) stops dnsmasq and deletes the
 //! namespaces, which takes the bridge, tap and veths with them. A run that
 //! was SIGKILLed leaves its namespaces behind (its daemons die with it
@@ -409,6 +415,53 @@ impl Lab {
             &internet,
         ])
         .map(drop)
+    }
+
+    /// Censor the lab: drop every TCP packet that comes in from the LAN
+    /// (the guest's side of the bridge) for `addr` on one of `ports`, as a
+    /// censor between the guest and the Tor network does, while the rest
+    /// of the lab (bridges on other ports, DHCP, the lab's own traffic on
+    /// loopback) stays reachable. Lasts until the returned [`Censor`] is
+    /// dropped (or the lab stops: the rules live in its namespace).
+    pub fn censor(&self, addr: Ipv4Addr, ports: &[u16]) -> Result<Censor, LabError> {
+        if ports.is_empty() {
+            return Err(LabError::NotIsolated {
+                lab: self.name.clone(),
+                expected: "at least one port to block",
+                seen: "none".into(),
+            });
+        }
+        let mut ports: Vec<u16> = ports.to_vec();
+        ports.sort_unstable();
+        ports.dedup();
+        let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let rules = format!(
+            "# Written by Tailor (harness::net::lab): the lab blocks direct connections.\n\
+             table inet {CENSOR_TABLE} {{\n\
+             \x20   counter {CENSOR_COUNTER} {{}}\n\
+             \x20   chain input {{\n\
+             \x20       type filter hook input priority filter - 10; policy accept;\n\
+             \x20       iifname \"{BRIDGE}\" ip daddr {addr} tcp dport {{ {} }} counter name {CENSOR_COUNTER} drop\n\
+             \x20   }}\n\
+             }}\n",
+            list.join(", ")
+        );
+        let file = self.dir.join("censor.nft");
+        std::fs::write(&file, rules).map_err(|source| LabError::StateDir {
+            lab: self.name.clone(),
+            path: file.clone(),
+            source,
+        })?;
+        // One censor at a time: a new one replaces the last.
+        let _ = self.exec(&["nft", "delete", "table", "inet", CENSOR_TABLE]);
+        self.exec(&["nft", "-f", &file.display().to_string()])?;
+        tracing::info!(%addr, ports = %list.join(","), "the lab now blocks direct connections");
+        Ok(Censor {
+            lab: self.name.clone(),
+            prefix: self.prefix(None),
+            ports,
+            lifted: false,
+        })
     }
 
     fn ip(&self, args: &[&str]) -> Result<String, LabError> {
@@ -810,6 +863,90 @@ impl Drop for Lab {
     }
 }
 
+/// The nft table a [`Censor`] keeps in the lab's namespace.
+const CENSOR_TABLE: &str = "tailor_censor";
+const CENSOR_COUNTER: &str = "censored";
+
+/// The lab's censorship of some ports ([`Lab::censor`]); lifted on drop.
+#[derive(Debug)]
+pub struct Censor {
+    lab: String,
+    /// How to run a command in the lab's namespace.
+    prefix: Vec<String>,
+    ports: Vec<u16>,
+    lifted: bool,
+}
+
+impl Censor {
+    fn nft(&self, args: &[&str]) -> Result<String, LabError> {
+        let mut full: Vec<&str> = self.prefix.iter().map(String::as_str).collect();
+        full.push("nft");
+        full.extend_from_slice(args);
+        run(&self.lab, full[0], &full[1..])
+    }
+
+    /// The ports it blocks.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// How many packets it has dropped so far.
+    pub fn blocked_packets(&self) -> Result<u64, LabError> {
+        let text = self.nft(&["list", "counter", "inet", CENSOR_TABLE, CENSOR_COUNTER])?;
+        parse_counter_packets(&text).ok_or_else(|| LabError::NotIsolated {
+            lab: self.lab.clone(),
+            expected: "`packets N` in the censor's counter",
+            seen: text.trim().to_owned(),
+        })
+    }
+
+    /// Stop blocking. Idempotent; a lab already gone took the rules with it.
+    pub fn lift(&mut self) -> Result<(), LabError> {
+        if self.lifted {
+            return Ok(());
+        }
+        self.lifted = true;
+        match self.nft(&["delete", "table", "inet", CENSOR_TABLE]) {
+            Ok(_) => {
+                tracing::info!("the lab no longer blocks direct connections");
+                Ok(())
+            }
+            Err(_) if !lab_exists(&self.lab, &self.prefix) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for Censor {
+    fn drop(&mut self) {
+        if let Err(e) = self.lift() {
+            tracing::warn!("lifting the lab's censorship: {e}");
+        }
+    }
+}
+
+/// Whether the lab's namespace is still there to run commands in.
+fn lab_exists(lab: &str, prefix: &[String]) -> bool {
+    match prefix.first().map(String::as_str) {
+        Some("ip") => Path::new(NETNS_DIR).join(lab).exists(),
+        // nsenter --target PID: the holder process.
+        _ => prefix
+            .get(2)
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()),
+    }
+}
+
+/// `packets N` from `nft list counter`.
+fn parse_counter_packets(text: &str) -> Option<u64> {
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "packets" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
 /// A child's exit, as the fatal outcome of a wait.
 #[derive(Debug, thiserror::Error)]
 #[error("exited: {0}")]
@@ -1022,6 +1159,14 @@ pub fn parse_queries(log: &str) -> Vec<DnsQuery> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_censors_counter() {
+        let text =
+            "table inet tailor_censor {\n\tcounter censored {\n\t\tpackets 12 bytes 720\n\t}\n}\n";
+        assert_eq!(parse_counter_packets(text), Some(12));
+        assert_eq!(parse_counter_packets("nothing"), None);
+    }
 
     const LOG: &str = "\
 Nov 25 09:01:02 dnsmasq[77]: started, version 2.90 cachesize 150

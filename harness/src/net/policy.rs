@@ -21,13 +21,15 @@
 //! anything but a pass into an error so a step cannot report a leak, or
 //! an empty capture, as a pass.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::str::FromStr;
 
-use super::analysis::{Analysis, Flow, FlowKey, Host, MacAddr, MacSeen, MacSighting, Protocol};
+use super::analysis::{
+    Analysis, Flow, FlowKey, Host, MacAddr, MacSeen, MacSighting, Protocol, Timestamp,
+};
 
 /// Errors reading an allow-list.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,15 @@ impl Endpoint {
     }
 }
 
+/// Whether `transport` carries packets of `protocol`.
+fn carries(transport: Transport, protocol: Protocol) -> bool {
+    match protocol {
+        Protocol::Tcp => matches!(transport, Transport::TorTls | Transport::Tcp),
+        Protocol::Udp => transport == Transport::Udp,
+        _ => false,
+    }
+}
+
 /// A bare address is a Tor relay's ORPort.
 impl From<SocketAddr> for Endpoint {
     fn from(addr: SocketAddr) -> Self {
@@ -145,6 +156,41 @@ pub struct Policy {
     /// are taken as the guest's. MACs that send from the DHCP server's or an
     /// allowed endpoint's address are counted as the lab's without listing.
     pub lab_macs: BTreeSet<MacAddr>,
+    /// Endpoints allowed only during a [`Window`]: a flow to one is allowed
+    /// when all its packets fall inside it. A person who tried to connect
+    /// to Tor directly and then chose bridges: the relays from their
+    /// choice until the switch, never before nor after. Each over its
+    /// transport, like [`Policy::allowed`].
+    pub allowed_during: BTreeMap<Endpoint, Window>,
+}
+
+/// A stretch of a capture's own clock (its frames' timestamps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Window {
+    /// Only frames later than this (`None`: from the capture's start).
+    pub after: Option<Timestamp>,
+    /// Only frames no later than this (`None`: to its end).
+    pub until: Option<Timestamp>,
+}
+
+impl Window {
+    /// Whether every packet of `flow` falls inside.
+    pub fn holds(&self, flow: &Flow) -> bool {
+        self.after.is_none_or(|a| flow.first > a) && self.until.is_none_or(|u| flow.last <= u)
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.after {
+            Some(a) => write!(f, "after {a}")?,
+            None => f.write_str("from the capture's start")?,
+        }
+        match self.until {
+            Some(u) => write!(f, " until {u}"),
+            None => f.write_str(" on"),
+        }
+    }
 }
 
 /// How a policy sees one flow.
@@ -465,6 +511,7 @@ impl Policy {
             allowed: allowed.into_iter().collect(),
             dhcp_server,
             lab_macs: BTreeSet::new(),
+            allowed_during: BTreeMap::new(),
         }
     }
 
@@ -508,12 +555,26 @@ impl Policy {
             .map(|e| e.transport)
     }
 
+    /// The transports `host:port` is allowed with during a window that
+    /// holds `flow` ([`Policy::allowed_during`]).
+    fn transports_during<'a>(
+        &'a self,
+        host: &Host,
+        port: Option<u16>,
+        flow: &'a Flow,
+    ) -> impl Iterator<Item = Transport> + 'a {
+        let addr = match (host, port) {
+            (Host::Ip(ip), Some(port)) => Some(SocketAddr::new(*ip, port)),
+            _ => None,
+        };
+        self.allowed_during
+            .iter()
+            .filter(move |(e, window)| Some(e.addr) == addr && window.holds(flow))
+            .map(|(e, _)| e.transport)
+    }
+
     fn allows(&self, host: &Host, port: Option<u16>, protocol: Protocol) -> bool {
-        self.transports(host, port).any(|t| match protocol {
-            Protocol::Tcp => matches!(t, Transport::TorTls | Transport::Tcp),
-            Protocol::Udp => t == Transport::Udp,
-            _ => false,
-        })
+        self.transports(host, port).any(|t| carries(t, protocol))
     }
 
     /// The class of a flow from its key alone: transports are checked,
@@ -539,11 +600,23 @@ impl Policy {
     /// The class of a flow: [`Policy::classify`], then TCP to a Tor relay
     /// must have opened with TLS, and what a lab MAC (in `lab`, see
     /// [`Policy::lab_mac_set`]) sent is the lab's.
+    /// An endpoint allowed during a window ([`Policy::allowed_during`])
+    /// counts as allowed for a flow that falls inside it.
     pub fn flow_class(&self, flow: &Flow, lab: &BTreeSet<MacAddr>) -> Class {
         let key = &flow.key;
         let mut class = self.classify(key);
+        let then: Vec<Transport> = self
+            .transports_during(&key.dst, key.dst_port, flow)
+            .chain(self.transports_during(&key.src, key.src_port, flow))
+            .collect();
+        if class == Class::Leak && then.iter().any(|t| carries(*t, key.protocol)) {
+            class = Class::Allowed;
+        }
         if class == Class::Allowed && key.protocol == Protocol::Tcp {
-            let to: Vec<Transport> = self.transports(&key.dst, key.dst_port).collect();
+            let to: Vec<Transport> = self
+                .transports(&key.dst, key.dst_port)
+                .chain(self.transports_during(&key.dst, key.dst_port, flow))
+                .collect();
             if to.contains(&Transport::TorTls) && !to.contains(&Transport::Tcp) {
                 if flow.tcp.not_tls > 0 {
                     class = Class::NotTor;
@@ -566,6 +639,23 @@ impl Policy {
             return None;
         }
         let key = &flow.key;
+        let dst = match (&key.dst, key.dst_port) {
+            (Host::Ip(ip), Some(port)) => Some(SocketAddr::new(*ip, port)),
+            _ => None,
+        };
+        if let Some((_, window)) = self
+            .allowed_during
+            .iter()
+            .find(|(e, _)| Some(e.addr) == dst)
+        {
+            return Some(format!(
+                "{}:{} was allowed only {window}; this flow ran from {} to {}",
+                key.dst,
+                key.dst_port.unwrap_or(0),
+                flow.first,
+                flow.last
+            ));
+        }
         let to: Vec<String> = self
             .transports(&key.dst, key.dst_port)
             .map(|t| t.to_string())
@@ -1324,6 +1414,49 @@ mod tests {
             guest().ping(GUEST.parse().unwrap(), LAB.parse().unwrap()),
         ));
         assert!(!policy().only_tor(&analyse(&frames)).passed());
+    }
+
+    #[test]
+    fn an_endpoint_allowed_during_a_window_is_a_leak_outside_it() {
+        let relay = (ip(LAB), 5003);
+        let mut frames = clean();
+        frames.push((at(100), guest().tcp_syn((ip(GUEST), 42_000), relay)));
+        frames.push((at(200), guest().tcp_syn((ip(GUEST), 42_000), relay)));
+        let a = analyse(&frames);
+        let endpoint = Endpoint::tor(SocketAddr::new(relay.0, relay.1));
+        let mut p = policy();
+        assert!(!p.only_tor(&a).passed(), "not allowed at all");
+        let mut allow = |after: Option<i128>, until: Option<i128>| {
+            let window = Window {
+                after: after.map(at),
+                until: until.map(at),
+            };
+            p.allowed_during.insert(endpoint, window);
+            p.only_tor(&a)
+        };
+        assert!(
+            allow(None, Some(200)).passed(),
+            "allowed until its last packet"
+        );
+        assert!(
+            allow(Some(50), None).passed(),
+            "allowed from before its first"
+        );
+        assert!(allow(Some(50), Some(200)).passed(), "inside the window");
+        let v = allow(None, Some(150));
+        assert_eq!(v.offences.len(), 1, "a packet after the window: {v}");
+        assert!(v.to_string().contains("allowed only"), "{v}");
+        let v = allow(Some(100), Some(300));
+        assert_eq!(v.offences.len(), 1, "a packet at the window's start: {v}");
+        let mut udp_only = policy();
+        udp_only.allowed_during.insert(
+            Endpoint::udp(SocketAddr::new(relay.0, relay.1)),
+            Window::default(),
+        );
+        assert!(
+            !udp_only.only_tor(&a).passed(),
+            "TCP to a UDP-only endpoint"
+        );
     }
 
     #[test]

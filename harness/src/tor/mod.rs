@@ -32,6 +32,10 @@
 //! slowest part of a bring-up on a loaded host); `key_cache: None` makes
 //! fresh ones.
 //!
+//! Bridges ([`Bridges`], `bridges.rs`) run next to a network for
+//! derivatives that reach Tor through them; [`BridgeLine`] is the line a
+//! client needs for one.
+//!
 //! What the guest steps use:
 //! - "Given the Tor network is running": [`Network::start`] and
 //!   [`WebServer::start`], once per run (shared by its scenarios); the
@@ -58,11 +62,15 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bridge_line;
+pub mod bridges;
 mod client;
 mod consensus;
 mod torrc;
 pub mod web;
 
+pub use bridge_line::{BridgeLine, BridgeLineError};
+pub use bridges::{Bridge, BridgeKind, BridgeSpec, Bridges, BridgesSpec};
 pub use client::{last_bootstrap, Client};
 pub use consensus::{Consensus, ParseError, Relay};
 pub use torrc::{client_lines, daemon_torrc, DirAuthority, Node, Role};
@@ -284,6 +292,17 @@ pub enum Error {
         path: PathBuf,
         #[source]
         source: ParseError,
+    },
+    #[error(
+        "expected every lab bridge bootstrapped with its transport registered; logs are under \
+         {run_dir}; {log} ends with:\n{tail}"
+    )]
+    BridgesNotReady {
+        #[source]
+        timeout: Box<wait::Timeout>,
+        run_dir: PathBuf,
+        log: PathBuf,
+        tail: String,
     },
     #[error("expected every tor of the network gone after stop, but pids {pids:?} remain")]
     Lingering { pids: Vec<u32> },
