@@ -103,6 +103,7 @@ pub struct Customization {
     pub tor: Tor,
     #[serde(default)]
     pub vpn: Option<Vpn>,
+    #[serde(default)]
     pub bridges: Bridges,
     /// Where the TOML was read from (`source` paths are relative to it).
     #[serde(skip)]
