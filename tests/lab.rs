@@ -581,3 +581,338 @@ fn rootless_lab_with_tun_access_works() {
         "{text}\n{stderr}"
     );
 }
+
+// The lab's VPN (harness::vpn): a WireGuard server on the LAN and an
+// Internet behind it. A LAN host stands in for the guest, with the same
+// wg-quick file the guest is handed, run by wireguard-go (the host kernel
+// has no WireGuard).
+
+/// Whether `pid` is gone (or a zombie nobody reaped yet).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.contains(") Z"))
+        .unwrap_or(true)
+}
+
+fn assert_gone_soon(pids: &[u32], what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !pids.iter().all(|&p| gone(p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: still running: {:?}",
+            pids.iter().filter(|&&p| !gone(p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `curl URL` from namespace `ns`: the body, or why not. A packet that
+/// goes nowhere is dropped silently, so a failure takes the whole timeout.
+fn fetch_from(ns: &str, url: &str) -> Result<String, String> {
+    let out = sh(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns,
+            "curl",
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "2",
+            url,
+        ],
+    );
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A WireGuard client on lab host `host` with the guest's configuration:
+/// all of the Internet's network into the tunnel.
+async fn vpn_client(
+    host: &lab::LabHost,
+    vpn: &harness::vpn::VpnLab,
+    dir: &Path,
+) -> harness::vpn::wireguard::Daemon {
+    use harness::vpn::wireguard::Daemon;
+    let client = Daemon::start(&host.netns, "wg0", &dir.join("client.log"))
+        .await
+        .unwrap();
+    client
+        .set_config(&harness::vpn::setconf_form(&vpn.client_config()), dir)
+        .unwrap();
+    let guest = format!("{}/32", harness::vpn::TUNNEL_GUEST);
+    for args in [
+        vec!["addr", "add", guest.as_str(), "dev", "wg0"],
+        vec!["link", "set", "wg0", "up"],
+        vec!["route", "replace", "198.51.100.0/24", "dev", "wg0"],
+    ] {
+        let mut full = vec!["-n", host.name.as_str()];
+        full.extend(args);
+        assert!(sh("ip", &full).status.success(), "ip {full:?}");
+    }
+    client
+}
+
+#[tokio::test]
+async fn vpn_carries_a_lan_client_to_the_internet_and_nothing_else_reaches_it() {
+    if !root_or_skip("vpn_carries_a_lan_client_to_the_internet_and_nothing_else_reaches_it") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut lab = lab_keeping_state_in(&state.path().join("lab")).await;
+    let started = std::time::Instant::now();
+    let mut vpn = harness::vpn::VpnLab::start(&mut lab, &state.path().join("vpn"))
+        .await
+        .unwrap();
+    eprintln!(
+        "VPN up (probe handshake and page) in {:?}",
+        started.elapsed()
+    );
+    vpn.verify_isolation().unwrap();
+    lab.verify_isolation().unwrap();
+    let web = format!("http://{}/", harness::vpn::WEB_ADDR);
+
+    // A LAN host: its default route (the lab, the LAN's router) leads
+    // nowhere, and the VPN server does not forward what the LAN sends it.
+    let host = lab.add_host(Some("10.203.0.60".parse().unwrap())).unwrap();
+    assert!(sh(
+        "ip",
+        &[
+            "-n",
+            &host.name,
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.203.0.1"
+        ]
+    )
+    .status
+    .success());
+    assert!(
+        fetch_from(&host.name, &web).is_err(),
+        "reached the Internet through the LAN's router"
+    );
+    assert!(sh(
+        "ip",
+        &[
+            "-n",
+            &host.name,
+            "route",
+            "add",
+            "198.51.100.0/24",
+            "via",
+            "10.203.0.3"
+        ]
+    )
+    .status
+    .success());
+    assert!(
+        fetch_from(&host.name, &web).is_err(),
+        "the VPN server forwarded LAN traffic"
+    );
+
+    // Through the tunnel: the page, a name, and only the VPN's address seen.
+    let mut client = vpn_client(&host, &vpn, state.path()).await;
+    let page = fetch_from(&host.name, &web).unwrap();
+    assert_eq!(page, vpn.web().page());
+    let handshake = vpn
+        .guest_handshake()
+        .unwrap()
+        .expect("a handshake with the guest's key");
+    assert_eq!(handshake.from.ip().to_string(), "10.203.0.60");
+    let answer = sh(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &host.name,
+            "busybox",
+            "nslookup",
+            "www.example.com",
+            "198.51.100.53",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&answer.stdout).contains("Address: 198.51.100.80"),
+        "{answer:?}"
+    );
+    let requests = vpn.web().requests().unwrap();
+    assert!(
+        requests.len() >= 2,
+        "the probe's and the client's: {requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| *r.source.ip() == harness::vpn::EXIT_ADDR),
+        "{requests:?}"
+    );
+    assert!(vpn
+        .resolver_queries()
+        .iter()
+        .any(|q| q.name == "www.example.com" && q.from == "198.51.100.1"));
+
+    // The server goes away and comes back, proven by its probe again.
+    vpn.stop_server();
+    assert!(!vpn.server_running());
+    assert!(
+        fetch_from(&host.name, &web).is_err(),
+        "a page without the VPN server"
+    );
+    vpn.start_server().await.unwrap();
+    client.stop();
+    let _client = vpn_client(&host, &vpn, state.path()).await;
+    assert_eq!(fetch_from(&host.name, &web).unwrap(), vpn.web().page());
+
+    // Clean stop: the daemons and every namespace are gone, and nothing of
+    // wireguard-go's is on the host's /run.
+    let pids = vpn.daemon_pids();
+    let names: Vec<String> = sh("ip", &["netns", "list"])
+        .stdout
+        .split(|b| *b == b'\n')
+        .map(|l| {
+            String::from_utf8_lossy(l)
+                .split(' ')
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .filter(|n| n.starts_with(lab.name()))
+        .collect();
+    assert!(
+        names.len() >= 5,
+        "the lab, its server, Internet, probe and host: {names:?}"
+    );
+    drop(_client);
+    vpn.stop();
+    lab.stop().unwrap();
+    assert_gone_soon(&pids, "the VPN's daemons after stop");
+    for name in &names {
+        assert!(!Path::new("/run/netns").join(name).exists(), "{name} left");
+    }
+    assert!(
+        !Path::new("/run/wireguard/wg0.sock").exists(),
+        "a control socket on the host"
+    );
+}
+
+#[tokio::test]
+async fn two_labs_with_their_vpns_at_once_do_not_collide() {
+    if !root_or_skip("two_labs_with_their_vpns_at_once_do_not_collide") {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let dirs: Vec<std::path::PathBuf> = ["a", "b", "vpn-a", "vpn-b"]
+        .iter()
+        .map(|d| state.path().join(d))
+        .collect();
+    let (mut a, mut b) = tokio::join!(
+        lab_keeping_state_in(&dirs[0]),
+        lab_keeping_state_in(&dirs[1]),
+    );
+    assert_ne!(a.name(), b.name());
+    // Same interface names, ports and addresses in both: each started and
+    // proved itself with its own probe.
+    let (va, vb) = tokio::join!(
+        harness::vpn::VpnLab::start(&mut a, &dirs[2]),
+        harness::vpn::VpnLab::start(&mut b, &dirs[3]),
+    );
+    let (mut va, mut vb) = (va.unwrap(), vb.unwrap());
+    assert_ne!(va.client_config(), vb.client_config(), "keys are per lab");
+    let pids: Vec<u32> = va
+        .daemon_pids()
+        .into_iter()
+        .chain(vb.daemon_pids())
+        .collect();
+    va.stop();
+    vb.stop();
+    a.stop().unwrap();
+    b.stop().unwrap();
+    assert_gone_soon(&pids, "both VPNs' daemons");
+}
+
+/// Run by `vpn_leftovers_of_a_killed_run_are_removed` in a child process:
+/// holds a lab with its VPN until killed.
+#[tokio::test]
+#[ignore = "a helper run in a child process by vpn_leftovers_of_a_killed_run_are_removed"]
+async fn child_holds_a_lab_with_its_vpn() {
+    if std::env::var_os("TAILOR_LAB_VPN_CHILD").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut lab = Lab::start(LabConfig::default()).await.unwrap();
+    let vpn = harness::vpn::VpnLab::start(&mut lab, dir.path())
+        .await
+        .unwrap();
+    let pids: Vec<String> = vpn.daemon_pids().iter().map(u32::to_string).collect();
+    println!("VPNLAB {} {}", lab.name(), pids.join(","));
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+}
+
+#[test]
+fn vpn_leftovers_of_a_killed_run_are_removed() {
+    if !root_or_skip("vpn_leftovers_of_a_killed_run_are_removed") {
+        return;
+    }
+    let _serial = SERIAL.blocking_lock();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_holds_a_lab_with_its_vpn",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("TAILOR_LAB_VPN_CHILD", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split_once("VPNLAB ").map(|(_, rest)| rest.to_owned()))
+        .expect("the child reports its lab");
+    let (name, pids) = line.split_once(' ').unwrap();
+    let pids: Vec<u32> = pids.split(',').map(|p| p.parse().unwrap()).collect();
+    assert_eq!(pids.len(), 3, "server, web server, resolver");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    // Its daemons die with it (PDEATHSIG); its namespaces wait for the
+    // next lab, which removes them.
+    assert_gone_soon(&pids, "the killed run's VPN daemons");
+    let left: Vec<String> = std::fs::read_dir("/run/netns")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n == name || n.starts_with(&format!("{name}-h")))
+        .collect();
+    assert_eq!(
+        left.len(),
+        4,
+        "the lab and the VPN's three namespaces: {left:?}"
+    );
+    let removed = lab::cleanup_leftovers();
+    for n in &left {
+        assert!(removed.contains(n), "{n} not removed: {removed:?}");
+        assert!(!Path::new("/run/netns").join(n).exists());
+    }
+    assert!(
+        !Path::new("/run/wireguard").exists(),
+        "wireguard-go used the host's /run"
+    );
+}

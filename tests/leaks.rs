@@ -4,7 +4,10 @@
 //! the harmless `branding` customization passes everything (and
 //! `other-default-bridges`, a bridges derivative, its bridge features).
 //! Runs the real features against each customized ISO in the lab, with
-//! the lab's real Tor network (and bridges). Each ISO says its kind.
+//! the lab's real Tor network (and bridges). Each ISO says its kind. The
+//! VPN variant (`vpn`, a derivative of kind vpn) must pass its features,
+//! and its leaky variants (built on top of it, see [`VPN_LEAKS`]) are
+//! caught the same way, with the lab's real VPN server.
 //!
 //! Cost: by default each leaky ISO runs only the scenarios it must fail
 //! and the ones it must pass (see [`LEAKS`]). `TAILOR_FULL_MATRIX=1` runs
@@ -35,9 +38,18 @@ fn full_matrix() -> bool {
 }
 
 fn customized_iso(name: &str) -> PathBuf {
+    iso_of(&[name])
+}
+
+/// The ISO of `names` applied in order, named after the last.
+fn iso_of(names: &[&str]) -> PathBuf {
+    let name = names.last().expect("a customization");
     let out = root().join(format!(".cache/derivative/test-isos/{name}.iso"));
-    let opts = BuildOptions::new(root(), &out)
-        .customization(root().join(format!("derivative/customizations/{name}.toml")));
+    let opts = names
+        .iter()
+        .fold(BuildOptions::new(root(), &out), |opts, n| {
+            opts.customization(root().join(format!("derivative/customizations/{n}.toml")))
+        });
     build(&opts)
         .unwrap_or_else(|e| panic!("building the {name} ISO: {e}"))
         .iso
@@ -89,11 +101,12 @@ struct Leak {
 }
 
 /// Checks that may fail in any scenario, provided they name the leak: the
-/// only-Tor (or only-the-bridges) steps, the judgement every scenario ends with, the fingerprint
-/// (which names the flows of a difference that is also a leak), and the
-/// DNS check (mDNS and LLMNR are DNS to it).
+/// only-Tor (or only-the-bridges, only-the-VPN) steps, the judgement every
+/// scenario ends with, the fingerprint (which names the flows of a
+/// difference that is also a leak), and the DNS check (mDNS and LLMNR are
+/// DNS to it).
 const CATCH_ALL_STEPS: [&str; 4] = [
-    // Only Tor, only the configured or default bridges.
+    // Only Tor, only the configured or default bridges, only the VPN.
     "only flowed through",
     steps::judging::JUDGE_STEP,
     FINGERPRINT_STEP,
@@ -113,6 +126,13 @@ const RECONNECT_SCENARIO: &str = "The firewall survives a network reconnect";
 /// one, so no leak can fail it.
 const OFF_LAB_SCENARIO: &str = "The guest shell answers";
 const NIC_MAC: &str = "52:54:00:12:34:56";
+const VPN_PAGE_SCENARIO: &str = "A page fetched through the VPN leaves only tunnel traffic";
+const VPN_DOWN_SCENARIO: &str =
+    "Nothing leaves outside the tunnel when it goes down, and nothing reaches the LAN";
+/// The page scenario's check that the kill switch rejected an
+/// application's UDP to the endpoint's port, and its error when it did not.
+const REJECTED_OUTPUT_STEP: &str = "the firewall's \"rejected_output\" counter went up";
+const REJECTED_OUTPUT_ERROR: &str = "\"rejected_output\" counter to count the attempt";
 /// bridges.feature: through the default bridges (a bridges derivative's
 /// usual way), across a reconnect.
 const DEFAULT_BRIDGES_SCENARIO: &str =
@@ -299,6 +319,54 @@ const ONLY_LOOKS: &[&str] = &[
     "mac-random-vendor",
 ];
 
+/// Leaky variants of the VPN derivative, each built on top of `vpn`. They
+/// must pass nothing else by name: each scenario that catches them reaches
+/// "online" and fetches through the tunnel before the leak, which shows the
+/// variant works otherwise (and keeps CI short).
+const VPN_LEAKS: &[Leak] = &[
+    Leak {
+        customization: "vpn-lan-dns",
+        must_fail: &[MustFail {
+            scenario: DNS_SCENARIO,
+            any_of: &[("no DNS left the guest", "10.203.0.1:53")],
+        }],
+        must_pass: &[],
+    },
+    Leak {
+        customization: "vpn-no-kill-switch",
+        must_fail: &[
+            MustFail {
+                scenario: VPN_DOWN_SCENARIO,
+                any_of: &[("only flowed through the VPN", "198.51.100.80:80")],
+            },
+            // Without a kill switch an application's own UDP to the
+            // endpoint's port leaves in the clear: the capture allows UDP
+            // to the endpoint, the firewall's counter shows it let it out.
+            MustFail {
+                scenario: VPN_PAGE_SCENARIO,
+                any_of: &[(REJECTED_OUTPUT_STEP, REJECTED_OUTPUT_ERROR)],
+            },
+        ],
+        must_pass: &[],
+    },
+    Leak {
+        customization: "vpn-lan-bypass",
+        must_fail: &[
+            MustFail {
+                scenario: VPN_DOWN_SCENARIO,
+                any_of: &[("only flowed through the VPN", "10.203.0.1:80")],
+            },
+            // The endpoint is on the LAN's subnet, which this variant
+            // lets out directly: an application's UDP to it too.
+            MustFail {
+                scenario: VPN_PAGE_SCENARIO,
+                any_of: &[(REJECTED_OUTPUT_STEP, REJECTED_OUTPUT_ERROR)],
+            },
+        ],
+        must_pass: &[],
+    },
+];
+
 /// A regex matching exactly these scenario names.
 fn names_regex(names: &[&str]) -> String {
     let alternatives: Vec<String> = names.iter().map(|n| regex_escape(n)).collect();
@@ -336,10 +404,9 @@ fn failures(records: &Records) -> Vec<(String, String, String)> {
 /// Run `leak`'s ISO through its scenarios (or every lab scenario and its
 /// must-pass ones, in the full matrix) and check that it fails exactly
 /// where it should.
-async fn caught(leak: &Leak) {
+async fn caught(leak: &Leak, iso: &Path) {
     let name = leak.customization;
-    let iso = customized_iso(name);
-    let mut run = args(&iso);
+    let mut run = args(iso);
     let mut scenarios: Vec<&str> = leak.must_fail.iter().map(|m| m.scenario).collect();
     scenarios.extend(leak.must_pass);
     if full_matrix() {
@@ -451,8 +518,8 @@ fn judged_clean(name: &str, records: &Records, scenario: &str) {
     }
 }
 
-/// Every customization marked LEAKY on purpose is in [`LEAKS`]: a leak
-/// example nobody runs proves nothing.
+/// Every customization marked LEAKY on purpose is in [`LEAKS`] or
+/// [`VPN_LEAKS`]: a leak example nobody runs proves nothing.
 #[test]
 fn every_leaky_customization_is_exercised() {
     let dir = root().join("derivative/customizations");
@@ -461,13 +528,18 @@ fn every_leaky_customization_is_exercised() {
         let path = entry.expect("a folder entry").path();
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let name = path.file_stem().unwrap_or_default().to_string_lossy();
-        if text.contains("LEAKY on purpose") && !LEAKS.iter().any(|l| l.customization == name) {
+        if text.contains("LEAKY on purpose")
+            && !LEAKS
+                .iter()
+                .chain(VPN_LEAKS)
+                .any(|l| l.customization == name)
+        {
             missing.push(name.into_owned());
         }
     }
     assert!(
         missing.is_empty(),
-        "leaky customizations not in LEAKS: {missing:?}"
+        "leaky customizations in neither LEAKS nor VPN_LEAKS: {missing:?}"
     );
 }
 
@@ -483,8 +555,71 @@ async fn leaky_customizations_are_caught_by_the_scenario_they_break() {
         {
             continue;
         }
-        caught(leak).await;
+        caught(leak, &customized_iso(leak.customization)).await;
     }
+}
+
+/// The VPN variant's leaky variants, each caught by the scenario it breaks.
+#[tokio::test(flavor = "multi_thread")]
+async fn leaky_vpn_variants_are_caught_by_the_scenario_they_break() {
+    let _one = ONE_RUN.lock().await;
+    let _lab = TeardownAtEnd;
+    let only: Option<String> = std::env::var("TAILOR_LEAKS").ok();
+    for leak in VPN_LEAKS {
+        if only
+            .as_deref()
+            .is_some_and(|list| !list.split(',').any(|n| n == leak.customization))
+        {
+            continue;
+        }
+        caught(leak, &iso_of(&["vpn", leak.customization])).await;
+    }
+}
+
+/// The VPN variant passes its own feature, judged by the VPN's policy; in
+/// the full matrix (`TAILOR_FULL_MATRIX=1`, nightly) the kind-neutral lab
+/// features (boot, DNS, IPv6, MAC) too. CI keeps only the VPN feature: the
+/// kind-neutral features run there on the reference, and the DNS one on a
+/// VPN derivative through `vpn-lan-dns`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vpn_variant_passes_its_features() {
+    let _one = ONE_RUN.lock().await;
+    let _lab = TeardownAtEnd;
+    let iso = customized_iso("vpn");
+    let mut args = args(&iso);
+    let features: &[&str] = if full_matrix() {
+        &["boot", "dns", "ipv6", "mac", "vpn"]
+    } else {
+        &["vpn"]
+    };
+    args.targets = features
+        .iter()
+        .map(|f| {
+            root()
+                .join(format!("features/{f}.feature"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let (summary, records) = run_recorded(args).await.expect("the run itself works");
+    let ran: Vec<&str> = records.final_outcomes().map(|s| s.name.as_str()).collect();
+    let mut wanted = vec![VPN_PAGE_SCENARIO, VPN_DOWN_SCENARIO];
+    if full_matrix() {
+        wanted.extend([DNS_SCENARIO, IPV6_SCENARIO, MAC_SCENARIO, BOOT_SCENARIO]);
+    }
+    for wanted in wanted {
+        assert!(ran.contains(&wanted), "`{wanted}` did not run; ran {ran:?}");
+    }
+    let failed: Vec<String> = records
+        .scenarios
+        .iter()
+        .filter(|sc| sc.failed())
+        .map(|sc| format!("{}: {} ({}:{})", sc.feature, sc.name, sc.file, sc.line))
+        .collect();
+    assert!(
+        summary.success() && failed.is_empty(),
+        "the VPN variant broke: {failed:#?}\n{summary:?}"
+    );
 }
 
 /// The harmless bridges customization (other default bridges, one of them

@@ -20,6 +20,8 @@
 //!   Agent or Tails' remote shell.
 //! - [`tor`]: a private Tor network of real daemons in the lab namespace,
 //!   its consensus as the traffic allow-list, and the lab web server.
+//! - [`vpn`]: a WireGuard server in the lab (userspace wireguard-go) and
+//!   "the Internet" only its tunnel reaches, for VPN derivatives.
 //!
 //! ```
 //! use harness::input::keymap::parse_combo;
@@ -36,4 +38,5 @@ pub mod qmp;
 pub mod screen;
 pub mod tor;
 pub mod vm;
+pub mod vpn;
 pub mod wait;

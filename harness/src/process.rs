@@ -390,6 +390,16 @@ impl ChildGuard {
     }
 }
 
+impl ChildGuard {
+    /// SIGKILL the group at once and reap the child: for daemons that keep
+    /// no state worth a clean exit and are slow to make one.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+        child.wait().ok()
+    }
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(3));

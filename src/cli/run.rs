@@ -19,6 +19,10 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         // QEMU and removes its files, instead of leaving them to the signal.
         _ = tokio::signal::ctrl_c() => {
             eprintln!("interrupted: stopping the VM and cleaning up");
+            // The run's lab lives in a static: stop its daemons (Tor
+            // network, VPN server) and remove its namespaces now, rather
+            // than leaving the namespaces to the next run.
+            steps::lab_steps::teardown().await;
             return Ok(ExitCode::from(130));
         }
     };

@@ -92,6 +92,27 @@ pub fn recipes() -> Vec<Recipe> {
                 .boxed_local()
             },
         },
+        // What `tor-ready` is for a VPN derivative (`online` resolves to
+        // it). A restored guest's tunnel session is stale (the server has
+        // seen its packet counters already and would drop them as
+        // replays): `lab_steps::refresh_online` has the guest's VPN client
+        // reconnect, and waits for its new handshake.
+        Recipe {
+            name: "vpn-ready",
+            config: "derivative-lab",
+            parent: Some("lab-greeter"),
+            reusable: true,
+            online: true,
+            steps: |world| {
+                async move {
+                    crate::lab_steps::ensure_network().await?;
+                    crate::lab_steps::start_on_lab(world).await?;
+                    crate::lab_steps::wait_online(world, Duration::from_secs(120)).await?;
+                    Ok(())
+                }
+                .boxed_local()
+            },
+        },
         Recipe {
             name: "smoke-shell",
             config: "smoke",

@@ -1,9 +1,10 @@
 //! The lab and its "Internet" for a run: one isolated network namespace
 //! with dnsmasq, a private Tor network (with bridges, for a bridges
-//! derivative: see [`crate::bridge_steps`]) and a web server, started on
-//! first use and shared by every scenario (a checkpoint restored later finds the
-//! same relays it was connected to). Steps that check the guest's traffic
-//! read the scenario's capture.
+//! derivative: see [`crate::bridge_steps`]) and a web server, or for a VPN
+//! derivative the VPN server and its Internet ([`crate::vpn_steps`]),
+//! started on first use and shared by every scenario (a checkpoint restored
+//! later finds the same relays it was connected to). Steps that check the
+//! guest's traffic read the scenario's capture.
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
@@ -19,20 +20,23 @@ use harness::vm::LabAttachment;
 use crate::TailorWorld;
 
 /// The run's lab and what runs in it.
-struct Internet {
+pub(crate) struct Internet {
     tor: Option<(Network, WebServer)>,
     /// The bridges next to the Tor network, for bridges derivatives.
     bridges: Option<Bridges>,
     /// The lab's censorship and the scenario (its artifact folder) that
     /// asked for it: it lasts until a VM of another scenario plugs in.
     censor: Option<(std::path::PathBuf, harness::net::lab::Censor)>,
-    lab: Lab,
-    _dir: tempfile::TempDir,
+    /// The VPN server and its Internet, for VPN derivatives.
+    pub(crate) vpn: Option<harness::vpn::VpnLab>,
+    pub(crate) lab: Lab,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
-static INTERNET: tokio::sync::Mutex<Option<Internet>> = tokio::sync::Mutex::const_new(None);
+pub(crate) static INTERNET: tokio::sync::Mutex<Option<Internet>> =
+    tokio::sync::Mutex::const_new(None);
 
-async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet> {
+pub(crate) async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet> {
     if slot.is_none() {
         let dir = harness::tor::run_dir()?;
         // A LAN that offers IPv6, as many do: the guest must not take it.
@@ -52,6 +56,7 @@ async fn ensure_lab(slot: &mut Option<Internet>) -> anyhow::Result<&mut Internet
         ])?;
         *slot = Some(Internet {
             tor: None,
+            vpn: None,
             bridges: None,
             censor: None,
             lab,
@@ -191,6 +196,9 @@ async fn client_torrc() -> anyhow::Result<String> {
 /// Stop everything in the lab and the lab itself (end of a run).
 pub async fn teardown() {
     if let Some(mut internet) = INTERNET.lock().await.take() {
+        if let Some(mut vpn) = internet.vpn.take() {
+            vpn.stop();
+        }
         if let Some((_, mut censor)) = internet.censor.take() {
             if let Err(e) = censor.lift() {
                 eprintln!("lifting the lab's censorship: {e}");
@@ -223,12 +231,19 @@ pub(crate) async fn resolver_queries() -> Vec<harness::net::lab::DnsQuery> {
         .unwrap_or_default()
 }
 
-/// The requests the lab's web server has logged so far (none without a
-/// web server).
+/// The requests the lab's web server for the run's kind (behind the Tor
+/// network, or behind the VPN) has logged so far (none without one).
 pub(crate) async fn web_requests() -> anyhow::Result<Vec<harness::tor::web::Request>> {
     let slot = INTERNET.lock().await;
-    match slot.as_ref().and_then(|i| i.tor.as_ref()) {
-        Some((_, web)) => Ok(web.requests()?),
+    let web = match crate::world::settings().kind {
+        Kind::Vpn => slot.as_ref().and_then(|i| i.vpn.as_ref()).map(|v| v.web()),
+        _ => slot
+            .as_ref()
+            .and_then(|i| i.tor.as_ref())
+            .map(|(_, web)| web),
+    };
+    match web {
+        Some(web) => Ok(web.requests()?),
         None => Ok(Vec::new()),
     }
 }
@@ -278,7 +293,7 @@ pub(crate) async fn policy_for_capture(
             let relays = relay_or_endpoints().await;
             Ok(world.bridges.policy(&relays, capture, lab_policy))
         }
-        kind => anyhow::bail!("judging a derivative of kind {kind} is not built yet"),
+        Kind::Vpn => crate::vpn_steps::policy().await,
     }
 }
 
@@ -304,7 +319,7 @@ pub(crate) fn lab_policy(allowed: impl IntoIterator<Item = Endpoint>) -> Policy 
 /// Judge the capture so far with `check`: file the verdict for the
 /// report, keep it beside the capture, and fail the step on a leak, or when
 /// the capture holds no frame from the guest (nothing to judge by).
-async fn judge_capture(
+pub(crate) async fn judge_capture(
     world: &mut TailorWorld,
     check: impl FnOnce(&Policy, &analysis::Analysis) -> Verdict,
 ) -> anyhow::Result<()> {
@@ -358,8 +373,8 @@ async fn tor_network_running(_world: &mut TailorWorld) -> anyhow::Result<()> {
 pub async fn ensure_network() -> anyhow::Result<()> {
     match crate::world::settings().kind {
         Kind::Tor => ensure_tor().await,
+        Kind::Vpn => crate::vpn_steps::ensure_vpn().await,
         Kind::Bridges => ensure_bridges().await,
-        kind => anyhow::bail!("the lab for a derivative of kind {kind} is not built yet"),
     }
 }
 
@@ -373,6 +388,7 @@ async fn lab_network_running(_world: &mut TailorWorld) -> anyhow::Result<()> {
 pub async fn start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
     match world.settings.kind {
         Kind::Tor => start_with_lab_tor(world).await,
+        Kind::Vpn => crate::vpn_steps::start_with_lab_vpn(world).await,
         Kind::Bridges => {
             crate::bridge_steps::start_with_bridges(
                 world,
@@ -380,7 +396,6 @@ pub async fn start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
             )
             .await
         }
-        kind => anyhow::bail!("starting a derivative of kind {kind} is not built yet"),
     }
 }
 
@@ -389,7 +404,7 @@ pub async fn start_on_lab(world: &mut TailorWorld) -> anyhow::Result<()> {
 pub async fn wait_online(world: &mut TailorWorld, timeout: Duration) -> anyhow::Result<()> {
     match world.settings.kind {
         Kind::Tor | Kind::Bridges => crate::bridge_steps::wait_tor_ready(world, timeout).await,
-        kind => anyhow::bail!("waiting for a derivative of kind {kind} is not built yet"),
+        Kind::Vpn => crate::vpn_steps::wait_connected(world, timeout).await,
     }
 }
 
@@ -408,9 +423,7 @@ pub async fn refresh_online(world: &mut TailorWorld) -> anyhow::Result<()> {
             tracing::info!("the restored guest's tor bootstrapped again in {took:.2?}");
             Ok(())
         }
-        kind => anyhow::bail!(
-            "bringing a restored derivative of kind {kind} back online is not built yet"
-        ),
+        Kind::Vpn => crate::vpn_steps::reconnect(world).await,
     }
 }
 
@@ -535,7 +548,7 @@ async fn fetch_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
     let url = format!("http://{INTERNET_ADDR}/");
     match world.settings.kind {
         Kind::Tor | Kind::Bridges => fetch_through_tor_as(world, url, "root".into()).await,
-        kind => anyhow::bail!("fetching through a derivative of kind {kind} is not built yet"),
+        Kind::Vpn => crate::vpn_steps::fetch_lab_page(world).await,
     }
 }
 
@@ -543,9 +556,14 @@ async fn fetch_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
 async fn fetched_lab_page(world: &mut TailorWorld) -> anyhow::Result<()> {
     let expected = {
         let slot = INTERNET.lock().await;
-        slot.as_ref()
-            .and_then(|i| i.tor.as_ref())
-            .map(|(_, web)| web.page().to_owned())
+        let web = match world.settings.kind {
+            Kind::Vpn => slot.as_ref().and_then(|i| i.vpn.as_ref()).map(|v| v.web()),
+            _ => slot
+                .as_ref()
+                .and_then(|i| i.tor.as_ref())
+                .map(|(_, web)| web),
+        };
+        web.map(|web| web.page().to_owned())
             .ok_or_else(|| anyhow::anyhow!("the lab's web server is not running"))?
     };
     let exec = world

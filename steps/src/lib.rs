@@ -11,6 +11,8 @@
 //!   greeter's question, the censored lab, only-the-bridges checks.
 //! - [`firewall_steps`]: the derivative's firewall rules and counters, and
 //!   network reconnects.
+//! - [`vpn_steps`]: a VPN derivative's lab (the VPN server and its
+//!   Internet), start, online and policy, and the VPN feature's steps.
 //! - [`fingerprint_steps`]: whether the guest looks like the base system of
 //!   its kind to an observer on the LAN.
 //!
@@ -33,6 +35,7 @@ pub mod runner;
 pub mod selection;
 pub mod shard;
 pub mod vm_steps;
+pub mod vpn_steps;
 mod world;
 
 pub use world::{Settings, TailorWorld};

@@ -7,7 +7,8 @@
 //! network, tor) and follows tor's bootstrap in its log until "Tor is ready".
 //! A derivative with default bridges first asks how to connect to Tor
 //! (directly, or through the default bridges), and the progress screen says
-//! so when Tor cannot connect: see [`connection`].
+//! so when Tor cannot connect: see [`connection`]. The VPN variant follows
+//! its VPN's state instead, also once connected: see [`online`].
 //!
 //! Keyboard: arrows or Tab move, Enter chooses, Escape goes back. Mouse (an
 //! absolute pointer such as QEMU's usb-tablet): a click on a button chooses
@@ -21,6 +22,7 @@
 mod canvas;
 mod connection;
 mod font;
+mod online;
 mod pointer;
 mod sys;
 
@@ -99,6 +101,8 @@ enum Screen {
         failure: Option<String>,
         /// The failure screen offers the default bridges.
         offer_default_bridges: bool,
+        /// For a VPN derivative: its state, shown instead of Tor's.
+        vpn: Option<online::Progress>,
     },
 }
 
@@ -110,6 +114,19 @@ impl Screen {
             ready: false,
             failure: None,
             offer_default_bridges: false,
+            vpn: None,
+        }
+    }
+
+    /// The progress screen of a VPN derivative.
+    fn vpn_progress(lines: Vec<String>, vpn: online::Progress) -> Screen {
+        Screen::Progress {
+            lines,
+            percent: vpn.percent,
+            ready: vpn.ready,
+            failure: None,
+            offer_default_bridges: false,
+            vpn: Some(vpn),
         }
     }
 }
@@ -315,6 +332,7 @@ impl Ui {
                 ready,
                 failure,
                 offer_default_bridges,
+                vpn,
             } => {
                 let mut y = 200;
                 for line in lines.iter().rev().take(8).rev() {
@@ -331,7 +349,14 @@ impl Ui {
                     h - 8,
                     if *ready { GREEN } else { b.accent },
                 );
-                if *ready {
+                if let Some(vpn) = vpn {
+                    let (size, colour) = if vpn.ready {
+                        (2, GREEN)
+                    } else {
+                        (1, b.foreground)
+                    };
+                    c.text_centered(f, 600, &vpn.text, size, colour);
+                } else if *ready {
                     c.text_centered(f, 600, "Tor is ready", 2, GREEN);
                 } else if let Some(why) = failure {
                     c.text_centered(f, 566, "Tor could not connect", 1, RED);
@@ -408,6 +433,7 @@ fn tor_starts() -> (usize, Option<String>) {
 }
 
 fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
+    let network = online::Network::of_this_system();
     let mut pointer = Pointer::new(ui.width, ui.height);
     let mut screen = Screen::Welcome {
         focus: 0,
@@ -429,6 +455,19 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
             // the harness can match the screen as soon as it reads them.
             match (&screen, &shown) {
                 (Screen::Welcome { .. }, None) => eprintln!("tailor-greeter: welcome screen shown"),
+                // A VPN's state, each time it changes (connected, lost).
+                (
+                    Screen::Progress { vpn: Some(now), .. },
+                    Some(Screen::Progress { vpn: was, .. }),
+                ) if now.ready == was.as_ref().is_some_and(|w| w.ready) => {}
+                (Screen::Progress { vpn: Some(now), .. }, _) if now.ready => {
+                    network.on_ready();
+                    eprintln!("tailor-greeter: {}", now.text);
+                }
+                (Screen::Progress { vpn: Some(now), .. }, Some(Screen::Progress { .. })) => {
+                    eprintln!("tailor-greeter: {}", now.text);
+                }
+                (Screen::Progress { vpn: Some(_), .. }, _) => {}
                 (Screen::Progress { ready: true, .. }, _) => {
                     let _ = std::fs::write(TOR_READY, "");
                     eprintln!("tailor-greeter: Tor is ready");
@@ -559,7 +598,16 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
         if count > tor_start.0 {
             tor_start = (count, last.map(|how| (Instant::now(), how)));
         }
-        if let Screen::Progress { ready: false, .. } = screen {
+        if network.keeps_watching() {
+            if let Screen::Progress { .. } = screen {
+                let lines: Vec<String> = std::fs::read_to_string(STATUS)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect();
+                screen = Screen::vpn_progress(lines, network.progress());
+            }
+        } else if let Screen::Progress { ready: false, .. } = screen {
             let lines: Vec<String> = std::fs::read_to_string(STATUS)
                 .unwrap_or_default()
                 .lines()
@@ -582,6 +630,7 @@ fn run(ui: &Ui, fb: &Framebuffer, term: &Terminal) -> std::io::Result<()> {
                 ready,
                 failure,
                 offer_default_bridges,
+                vpn: None,
             };
         }
     }
@@ -607,7 +656,7 @@ fn main() -> std::process::ExitCode {
     if args.get(1).map(String::as_str) == Some("--snapshot") {
         let (Some(out), Some(which)) = (args.get(2), args.get(3)) else {
             eprintln!(
-                "usage: greeter --snapshot OUT.ppm welcome|settings|progress|ready|connection|failed"
+                "usage: greeter --snapshot OUT.ppm welcome|settings|progress|ready|connection|failed|vpn-progress|vpn-ready|vpn-lost"
             );
             return std::process::ExitCode::FAILURE;
         };
@@ -627,6 +676,7 @@ fn main() -> std::process::ExitCode {
                 ready: false,
                 failure: None,
                 offer_default_bridges: false,
+                vpn: None,
             },
             "ready" => Screen::Progress {
                 lines: vec![],
@@ -634,7 +684,21 @@ fn main() -> std::process::ExitCode {
                 ready: true,
                 failure: None,
                 offer_default_bridges: false,
+                vpn: None,
             },
+            "vpn-progress" => Screen::vpn_progress(
+                vec![
+                    "Spoofing MAC addresses".into(),
+                    "Loading the firewall".into(),
+                    "Connecting to the network".into(),
+                    "Starting the VPN client".into(),
+                ],
+                online::Network::Vpn.sample(false),
+            ),
+            "vpn-ready" => Screen::vpn_progress(vec![], online::Network::Vpn.sample(true)),
+            "vpn-lost" => {
+                Screen::vpn_progress(vec![], online::vpn_progress("state=reconnecting\n"))
+            }
             "connection" => Screen::Connection { focus: 0 },
             "failed" => Screen::Progress {
                 lines: vec!["Connecting to Tor directly".into()],
@@ -649,6 +713,7 @@ fn main() -> std::process::ExitCode {
                     },
                 ),
                 offer_default_bridges: true,
+                vpn: None,
             },
             _ => Screen::Welcome {
                 focus: 0,
@@ -743,6 +808,7 @@ mod tests {
             ready: false,
             failure: Some("x".into()),
             offer_default_bridges: offer,
+            vpn: None,
         };
         assert_eq!(
             ui.click_actions(&failed(true), 512, 686),

@@ -7,6 +7,7 @@
 //! description = "what and why"
 //! kind = "tor"                     # tor | bridges | vpn (see derivative::kind); default tor
 //! packages = ["curl"]              # extra Debian packages, unpacked into the image
+//! modules = ["wireguard"]          # extra kernel modules, loaded at boot after the recipe's
 //!
 //! [[files]]                        # add or replace a file
 //! path = "/etc/motd"
@@ -32,6 +33,10 @@
 //! [tor]
 //! options = ["ConnectionPadding 1"]  # torrc lines
 //!
+//! [vpn]                            # the VPN client's settings (kind = "vpn")
+//! kill_switch = true               # false: traffic may leave outside the tunnel
+//! dns = "tunnel"                   # "tunnel" | "lan": whose resolver answers names
+//! allow_lan = false                # true: the LAN's subnet is reached outside the tunnel
 //! [bridges]                        # Tor through bridges (vanilla or obfs4)
 //! default = ["obfs4 192.0.2.10:443 FINGERPRINT cert=... iat-mode=0"]
 //!                                  # offered by the greeter ("use the default bridges")
@@ -82,6 +87,10 @@ pub struct Customization {
     pub kind: Option<super::kind::Kind>,
     #[serde(default)]
     pub packages: Vec<String>,
+    /// Kernel modules loaded at boot after the recipe's (their
+    /// dependencies come along, from the kernel's modules.dep).
+    #[serde(default)]
+    pub modules: Vec<String>,
     #[serde(default)]
     pub files: Vec<FileSpec>,
     #[serde(default)]
@@ -92,6 +101,8 @@ pub struct Customization {
     pub branding: Option<Branding>,
     #[serde(default)]
     pub tor: Tor,
+    #[serde(default)]
+    pub vpn: Option<Vpn>,
     #[serde(default)]
     pub bridges: Bridges,
     /// Where the TOML was read from (`source` paths are relative to it).
@@ -146,6 +157,52 @@ pub struct Branding {
 pub struct Tor {
     #[serde(default)]
     pub options: Vec<String>,
+}
+
+/// The settings of the VPN variant's client (`derivative/customizations/vpn`),
+/// as a VPN application offers them; unset fields keep its safe defaults.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Vpn {
+    /// Block everything that would leave outside the tunnel, before it is
+    /// up and whenever it is down (default true).
+    pub kill_switch: Option<bool>,
+    /// Who resolves names: the VPN's resolver through the tunnel (default),
+    /// or the LAN's, from the DHCP lease.
+    pub dns: Option<VpnDns>,
+    /// Let the LAN's own subnet be reached outside the tunnel ("local
+    /// network sharing"; default false).
+    pub allow_lan: Option<bool>,
+}
+
+/// Whose resolver the VPN client configures.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VpnDns {
+    Tunnel,
+    Lan,
+}
+
+impl Vpn {
+    /// `KEY=value` lines for `/etc/tailor/settings`, for what is set.
+    pub fn settings_lines(&self) -> Vec<String> {
+        let flag = |b: bool| u8::from(b).to_string();
+        let mut lines = Vec::new();
+        if let Some(k) = self.kill_switch {
+            lines.push(format!("VPN_KILL_SWITCH={}", flag(k)));
+        }
+        if let Some(dns) = self.dns {
+            let value = match dns {
+                VpnDns::Tunnel => "tunnel",
+                VpnDns::Lan => "lan",
+            };
+            lines.push(format!("VPN_DNS={value}"));
+        }
+        if let Some(lan) = self.allow_lan {
+            lines.push(format!("VPN_ALLOW_LAN={}", flag(lan)));
+        }
+        lines
+    }
 }
 
 /// Tor bridges: lines as a person pastes them into Tor
@@ -244,6 +301,26 @@ impl Customization {
                     format!("{p:?} is not a Debian package name"),
                 ));
             }
+        }
+        for (i, m) in self.modules.iter().enumerate() {
+            let ok = !m.is_empty()
+                && m.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !ok {
+                return Err(self.invalid(
+                    format!("modules[{i}]"),
+                    format!("{m:?} is not a kernel module name"),
+                ));
+            }
+        }
+        if self.vpn.is_some() && self.kind.is_some_and(|k| k != super::kind::Kind::Vpn) {
+            return Err(self.invalid(
+                "vpn",
+                format!(
+                    "configures the VPN client, but this customization makes a derivative of kind {}",
+                    self.kind.unwrap_or_default()
+                ),
+            ));
         }
         let one_line = |field: String, items: &[String]| -> Result<(), Error> {
             for (i, item) in items.iter().enumerate() {
@@ -428,6 +505,23 @@ options = ["ConnectionPadding 1"]
     }
 
     #[test]
+    fn vpn_settings_and_modules_parse() {
+        let c = parse(
+            "name = \"v\"\nkind = \"vpn\"\nmodules = [\"wireguard\"]\n[vpn]\nkill_switch = false\ndns = \"lan\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.modules, ["wireguard"]);
+        assert_eq!(
+            c.vpn.unwrap().settings_lines(),
+            ["VPN_KILL_SWITCH=0", "VPN_DNS=lan"]
+        );
+        let bad = parse("name = \"v\"\n[vpn]\ndns = \"cleartext\"\n").unwrap_err();
+        let text = format!("{bad}: {}", std::error::Error::source(&bad).unwrap());
+        assert!(text.contains("cleartext"), "{text}");
+    }
+
+    #[test]
     fn bridges_take_vanilla_and_obfs4_lines() {
         let c = parse(
             r#"
@@ -490,6 +584,11 @@ configured = ["Bridge 192.0.2.20:9001 2B280B23E1107BB62ABFC40DDCC8824814F80A72"]
                 "name = \"x\"\n[init]\nstart_commands = [\" \"]",
                 "init.start_commands[0]",
             ),
+            ("name = \"x\"\nmodules = [\"../x\"]", "modules[0]"),
+            (
+                "name = \"x\"\nkind = \"tor\"\n[vpn]\nkill_switch = true",
+                "vpn",
+            ),
             (
                 "name = \"x\"\n[bridges]\ndefault = [\"obfs4 192.0.2.1:443\"]",
                 "bridges.default[0]",
@@ -547,6 +646,10 @@ mod shipped {
             "boot-leak",
             "mac-in-dhcp",
             "no-mac-spoof",
+            "vpn",
+            "vpn-lan-dns",
+            "vpn-no-kill-switch",
+            "vpn-lan-bypass",
             "default-bridges",
             "other-default-bridges",
             "bridges-and-direct",

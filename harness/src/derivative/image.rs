@@ -391,6 +391,11 @@ fn apply_customizations(
         }
         for f in files {
             write(&under(root, &f.path), &f.content, f.mode)?;
+            // A customization may bring its own firewall (the VPN variant's
+            // kill switch): later output rules go into that one.
+            if under(root, &f.path) == firewall_path {
+                firewall = String::from_utf8_lossy(&f.content).into_owned();
+            }
         }
         if !c.firewall.output_rules.is_empty() {
             let rules: String = c
@@ -404,6 +409,13 @@ fn apply_customizations(
                 &format!("{FIREWALL_MARKER}\n{}", rules.trim_end()),
                 1,
             );
+        }
+        if let Some(kind) = c.kind {
+            // The greeter and the start script read what the system is.
+            settings.push_str(&format!("KIND={kind}  # customization {}\n", c.name));
+        }
+        for line in c.vpn.iter().flat_map(|v| v.settings_lines()) {
+            settings.push_str(&format!("{line}  # customization {}\n", c.name));
         }
         if c.firewall.allow_ipv6 {
             settings.push_str(&format!("ALLOW_IPV6=1  # customization {}\n", c.name));
@@ -706,7 +718,13 @@ pub fn build(inp: &Inputs) -> Result<(), Error> {
         .args(["-c", "gzip -dc \"$1\" > \"$2\"", "sh"])
         .arg(&font)
         .arg(&psf))?;
-    install_modules(&root, &kroot, &version, &inp.recipe.modules)?;
+    let mut modules = inp.recipe.modules.clone();
+    for m in inp.customizations.iter().flat_map(|(c, _)| &c.modules) {
+        if !modules.contains(m) {
+            modules.push(m.clone());
+        }
+    }
+    install_modules(&root, &kroot, &version, &modules)?;
     apply_customizations(&root, inp, &sysroot, &apt, &packages)?;
 
     let live = iso.join("live");

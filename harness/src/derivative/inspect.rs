@@ -21,6 +21,12 @@ pub const GUEST_LOGS: &[(&str, &str)] = &[
     ("network.txt", "ip addr; ip route; ip -6 route"),
     ("dmesg.txt", "dmesg | tail -n 200"),
     ("customizations.txt", "cat /etc/tailor/customizations"),
+    // The VPN variant's client: its state and the tunnel's handshakes.
+    (
+        "vpn.txt",
+        "cat /run/tailor/vpn-state 2>/dev/null || echo 'no VPN state'; wg show 2>/dev/null; true",
+    ),
+    ("processes.txt", "ps"),
 ];
 
 /// One named nft counter.

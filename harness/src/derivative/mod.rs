@@ -49,6 +49,15 @@ pub use kind::Kind;
 /// Start; tor includes `/etc/tor/torrc.d/*.conf` after its own settings.
 pub const GUEST_LAB_TORRC: &str = "/etc/tor/torrc.d/50-lab.conf";
 
+/// Where the harness puts the VPN variant's configuration (a wg-quick
+/// file: keys, addresses, endpoint) through the guest agent before Start.
+pub const GUEST_VPN_CONFIG: &str = "/etc/tailor/vpn/client.conf";
+
+/// Where the VPN variant's client says how it is (`state=connected`, and
+/// then `local=IP:PORT`, where its tunnel packets leave from); see
+/// `derivative/customizations/vpn/client`.
+pub const GUEST_VPN_STATE: &str = "/run/tailor/vpn-state";
+
 /// The image's default bridges, one bridge line each, written at build
 /// time from the customizations (Tails keeps Tor Browser's in a file too).
 /// The lab's bridges exist only at run time: the harness writes their
@@ -84,6 +93,9 @@ pub mod markers {
     pub const TOR_STARTED: &str = "tailor-init: tor started";
     /// tor reported "Bootstrapped 100%" and the greeter shows "Tor is ready".
     pub const TOR_READY: &str = "tailor-greeter: Tor is ready";
+    /// The VPN variant's tunnel is up and the greeter says so (again,
+    /// after each reconnection).
+    pub const VPN_CONNECTED: &str = "tailor-greeter: VPN is connected";
     /// After Start, the greeter asks: directly, or the default bridges.
     pub const ASKING_HOW_TO_CONNECT: &str = "tailor-greeter: asking how to connect to Tor";
     /// tor is being (re)started one way; the line ends with the mode

@@ -168,6 +168,13 @@ pub struct LabHost {
     pub mac: MacAddr,
 }
 
+/// A namespace of the lab that is not on its bridge ([`Lab::add_namespace`]).
+#[derive(Debug, Clone)]
+pub struct LabNamespace {
+    pub name: String,
+    pub netns: PathBuf,
+}
+
 /// A lease dnsmasq acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -687,6 +694,35 @@ impl Lab {
             )?;
         }
         Ok(host)
+    }
+
+    /// Add a namespace that belongs to the lab (removed with it, and by
+    /// [`cleanup_leftovers`] after a killed run, like a host) but is not
+    /// on the bridge: for what the guest's LAN must not reach, linked to a
+    /// host by its caller.
+    pub fn add_namespace(&mut self) -> Result<LabNamespace, LabError> {
+        if !matches!(self.mode, Mode::Root) {
+            return Err(LabError::NotIsolated {
+                lab: self.name.clone(),
+                expected: "root for lab namespaces",
+                seen: "a rootless lab".into(),
+            });
+        }
+        let n = self.hosts.len() + 1;
+        let name = format!("{}-h{n}", self.name);
+        run(&self.name, "ip", &["netns", "add", &name])?;
+        self.hosts.push(LabHost {
+            name: name.clone(),
+            netns: Path::new(NETNS_DIR).join(&name),
+            ifname: String::new(),
+            mac: MacAddr([0x02, 0, 0, 0, 0x01, n as u8]),
+        });
+        self.sysctl_no_ipv6(Some(&name))?;
+        run(&self.name, "ip", &["-n", &name, "link", "set", "lo", "up"])?;
+        Ok(LabNamespace {
+            netns: Path::new(NETNS_DIR).join(&name),
+            name,
+        })
     }
 
     /// DHCP acknowledgements in dnsmasq's log, oldest first.

@@ -187,6 +187,11 @@ impl WebServer {
         }
     }
 
+    /// The server's PID (it runs until [`WebServer::stop`]).
+    pub fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
     pub fn address(&self) -> SocketAddrV4 {
         self.address
     }
