@@ -98,7 +98,7 @@ impl TestVm {
         let vm = Vm::start(&config, VmOptions::default())
             .await
             .unwrap_or_else(|e| panic!("{}", chain(&e)));
-        let guest = Guest::new(&vm.paths().qga_socket);
+        let guest = Guest::for_vm(&vm);
         TestVm { vm, guest, booted }
     }
 

@@ -3,6 +3,15 @@
 //! e.g. `cargo test --features vm --test features -- --name smoke`) and
 //! the same exit codes: 0 passed, 1 a scenario failed, 2 a usage or input
 //! error found before anything booted.
+//!
+//! With no filter (no feature, `--tags` or `--name`), as CI runs it, the
+//! scenarios tagged `@full-matrix` are left out: they cost minutes and
+//! prove what the rest of the run proves on a cheaper path (the lab
+//! features already boot through the boot menu with Tails' remote shell).
+//! `TAILOR_FULL_MATRIX=1` (the nightly run) keeps them and then runs the
+//! `@lab` features a second time with the QEMU Guest Agent
+//! (`vm-configs/derivative-lab-qga.toml`), so both agents pass the lab
+//! suite. A filter runs what it names, tagged or not.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -27,6 +36,13 @@ fn is_libtest_flag(arg: &str) -> bool {
         "--nocapture" | "--quiet" | "-q" | "--show-output" | "--ignored" | "--include-ignored"
     ) || arg.starts_with("--test-threads")
         || arg.starts_with("--color")
+}
+
+/// Scenarios only the nightly run has time for.
+const FULL_MATRIX_TAG: &str = "@full-matrix";
+
+fn full_matrix() -> bool {
+    std::env::var("TAILOR_FULL_MATRIX").is_ok_and(|v| v == "1")
 }
 
 fn main() -> ExitCode {
@@ -54,6 +70,22 @@ fn main() -> ExitCode {
     ]
     .map(String::from)
     .to_vec();
+    let whole_suite =
+        run_args.targets.is_empty() && run_args.tags.is_none() && run_args.name.is_none();
+    if whole_suite && !full_matrix() {
+        run_args.tags = Some(format!("not {FULL_MATRIX_TAG}"));
+    }
+    // The nightly's second pass: the lab features with the other agent.
+    let qga_pass = (whole_suite && full_matrix() && !run_args.list).then(|| RunArgs {
+        tags: Some("@lab".into()),
+        vm_config: Some(root.join("vm-configs/derivative-lab-qga.toml")),
+        artifacts: run_args.artifacts.join("lab-with-qga"),
+        junit: run_args
+            .junit
+            .as_ref()
+            .map(|j| j.with_extension("lab-with-qga.xml")),
+        ..run_args.clone()
+    });
 
     // A wrong filter or feature says so before the guests are built.
     // Before the reference ISO is built its kind is the reference's.
@@ -83,13 +115,25 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let outcome = runtime.block_on(run(run_args));
+    let mut code = report(runtime.block_on(run(run_args)), "feature run");
+    if let Some(qga) = qga_pass {
+        eprintln!("the lab features again, with the QEMU Guest Agent (TAILOR_FULL_MATRIX=1)");
+        code = code.max(report(
+            runtime.block_on(run(qga)),
+            "lab features with the QEMU Guest Agent",
+        ));
+    }
+    ExitCode::from(code)
+}
+
+/// Say how a run went; its exit code.
+fn report(outcome: anyhow::Result<steps::runner::RunSummary>, what: &str) -> u8 {
     match &outcome {
-        Ok(summary) if !summary.success() => eprintln!("feature run failed: {summary:?}"),
+        Ok(summary) if !summary.success() => eprintln!("{what} failed: {summary:?}"),
         Err(e) => eprintln!("error: {e:#}"),
         Ok(_) => {}
     }
-    ExitCode::from(exit_code(&outcome))
+    exit_code(&outcome)
 }
 
 /// Build the smoke ISO and the reference derivative (cached); the exit

@@ -182,6 +182,19 @@ fn disk_check(path: &Path) -> CheckResult {
     }
 }
 
+/// OVMF, for vm-configs with `firmware = "uefi"`.
+fn ovmf_check() -> CheckResult {
+    use crate::vm::media::{OVMF_CODE, OVMF_VARS};
+    match [OVMF_CODE, OVMF_VARS].iter().find(|f| !Path::new(f).exists()) {
+        None => result("OVMF", Status::Ok, format!("{OVMF_CODE} (UEFI boots)")),
+        Some(missing) => result(
+            "OVMF",
+            Status::Warn,
+            format!("{missing} is missing: vm-configs with firmware = \"uefi\" cannot boot; install Debian's `ovmf`"),
+        ),
+    }
+}
+
 /// Run every check.
 pub fn run_checks() -> Vec<CheckResult> {
     let (kvm_ok, kvm_detail) = accel::describe(&HostPaths::system());
@@ -232,6 +245,14 @@ pub fn run_checks() -> Vec<CheckResult> {
         ),
         tool("ip", "ip", &["-V"], "the lab's network namespace"),
         tool("xorriso", "xorriso", &["-version"], "building ISOs"),
+        tool(
+            "grub-mkstandalone",
+            "grub-mkstandalone",
+            &["--version"],
+            "the reference ISO's UEFI boot loader",
+        ),
+        tool("mtools", "mformat", &["--version"], "the ISO's EFI image"),
+        ovmf_check(),
         cache_check(),
         disk_check(&std::env::temp_dir()),
     ]

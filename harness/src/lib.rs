@@ -16,7 +16,8 @@
 //! - [`doctor`]: host checks for `tailor doctor`.
 //! - [`derivative`]: builds the reference derivative ISO (`tailor build-iso`)
 //!   from Debian packages, with customizations, cached by content.
-//! - [`guest`]: a shell into the guest through the QEMU Guest Agent.
+//! - [`guest`]: a shell into the guest through its agent: the QEMU Guest
+//!   Agent or Tails' remote shell.
 //! - [`tor`]: a private Tor network of real daemons in the lab namespace,
 //!   its consensus as the traffic allow-list, and the lab web server.
 //! - [`vpn`]: a WireGuard server in the lab (userspace wireguard-go) and

@@ -23,6 +23,10 @@ pub struct Args {
     /// Use this greeter executable instead of building derivative/greeter.
     #[arg(long, value_name = "PATH")]
     greeter: Option<PathBuf>,
+    /// Use this remote-shell server instead of building
+    /// derivative/remote-shell.
+    #[arg(long, value_name = "PATH")]
+    remote_shell: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -33,6 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut opts = harness::derivative::BuildOptions::new(repo, args.out);
     opts.customizations = args.customizations;
     opts.greeter = args.greeter;
+    opts.remote_shell = args.remote_shell;
     let built = harness::derivative::build(&opts)?;
     println!(
         "{} ({}; manifest {})",

@@ -69,7 +69,10 @@ pub fn load_vm_config(vm_config: Option<&Path>, iso: Option<PathBuf>) -> anyhow:
         (None, None) => anyhow::bail!("give --iso PATH or --vm-config FILE"),
     };
     if let Some(iso) = iso {
-        config.boot = Some(BootMedium::from_path(iso));
+        config.boot = Some(match &config.boot {
+            Some(medium) => medium.with_path(iso),
+            None => BootMedium::from_path(iso),
+        });
     }
     Ok(config)
 }

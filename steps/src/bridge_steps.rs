@@ -201,7 +201,7 @@ pub fn lab_substitutes(
 async fn guest_text(world: &mut TailorWorld, path: &str) -> anyhow::Result<String> {
     let command = format!(
         "cat {} 2>/dev/null; true",
-        crate::guest_steps::shell_quote(path)
+        harness::guest::shell_quote(path)
     );
     let out = world
         .guest()?

@@ -312,7 +312,8 @@ pub fn reach<'a>(
                     persistent_state: Some(dir),
                     ..Default::default()
                 };
-                world.start_vm(&config, options).await?;
+                // Through the boot menu when the vm-config has options.
+                world.boot(&config, options, None).await?;
             }
         }
         (recipe.steps)(world).await?;

@@ -1,18 +1,18 @@
-//! Steps that use the guest's shell (the QEMU guest agent): commands as
-//! root or as another user, and what the greeter left behind (the
-//! administration password).
+//! Steps that use the guest's shell (whichever agent the vm-config names):
+//! commands as root or as another user, and what the greeter left behind
+//! (the administration password).
 
 use std::time::Duration;
 
-use cucumber::{then, when};
-use harness::guest::Guest;
+use cucumber::{given, then, when};
+use harness::guest::{shell_quote, Guest};
 
 use crate::TailorWorld;
 
 impl TailorWorld {
     /// The running VM's guest agent.
     pub fn guest(&mut self) -> anyhow::Result<Guest> {
-        Ok(Guest::new(&self.vm()?.paths().qga_socket))
+        Ok(Guest::for_vm(self.vm()?))
     }
 }
 
@@ -26,35 +26,38 @@ async fn run_in_guest(world: &mut TailorWorld, command: String) -> anyhow::Resul
     Ok(())
 }
 
-/// `command` as `user` through `su` (root needs no password for it).
-pub fn as_user(user: &str, command: &str) -> String {
-    if user == "root" {
-        return command.to_owned();
-    }
-    format!(
-        "su -s /bin/sh {} -c {}",
-        shell_quote(user),
-        shell_quote(command)
-    )
-}
-
-/// Single-quote `s` for sh.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 #[when(expr = "I run {string} as {string} in the guest")]
 async fn run_as_user(world: &mut TailorWorld, command: String, user: String) -> anyhow::Result<()> {
-    let guest = world.guest()?;
-    let mut result = guest
-        .exec(
-            &as_user(&user, &command),
+    let result = world
+        .guest()?
+        .exec_as(
+            &user,
+            &command,
             harness::wait::scaled(Duration::from_secs(60)),
         )
         .await?;
-    // Report the command as written in the feature.
-    result.command = format!("{command} (as {user})");
     world.last_exec = Some(result);
+    Ok(())
+}
+
+/// The guest's agent answers (for Tails' remote shell this also sends
+/// `signal_ready`, which a guest booted with
+/// `autotest_wait_for_remote_shell` waits for).
+#[given(expr = "the guest's agent answers within {int} seconds")]
+#[then(expr = "the guest's agent answers within {int} seconds")]
+async fn agent_answers(world: &mut TailorWorld, secs: u64) -> anyhow::Result<()> {
+    world
+        .guest()?
+        .wait_ready(harness::wait::scaled(Duration::from_secs(secs)))
+        .await?;
+    Ok(())
+}
+
+/// A line in the guest's log stream (its journal port).
+#[then(expr = "the guest's log shows {string} within {int} seconds")]
+async fn guest_log_shows(world: &mut TailorWorld, text: String, secs: u64) -> anyhow::Result<()> {
+    let path = world.vm()?.paths().journal_log.clone();
+    harness::guest::journal::wait_for(&path, &text, Duration::from_secs(secs)).await?;
     Ok(())
 }
 

@@ -519,16 +519,17 @@ async fn fetch_through_tor_as(
     url: String,
     user: String,
 ) -> anyhow::Result<()> {
-    let command = crate::guest_steps::as_user(
-        &user,
-        &format!(
-            "curl --silent --show-error --max-time 60 --socks5-hostname 127.0.0.1:9050 {}",
-            crate::guest_steps::shell_quote(&url)
-        ),
+    let command = format!(
+        "curl --silent --show-error --max-time 60 --socks5-hostname 127.0.0.1:9050 {}",
+        harness::guest::shell_quote(&url)
     );
     let result = world
         .guest()?
-        .exec(&command, harness::wait::scaled(Duration::from_secs(90)))
+        .exec_as(
+            &user,
+            &command,
+            harness::wait::scaled(Duration::from_secs(90)),
+        )
         .await?;
     if result.success() {
         // Whatever the page was, it came through the network: the

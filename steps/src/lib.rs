@@ -4,6 +4,7 @@
 //!
 //! Step files, one per domain:
 //! - [`vm_steps`]: boot, keyboard, mouse, screen, serial, checkpoints.
+//! - [`boot`]: booting with kernel options typed at the boot menu.
 //! - [`guest_steps`]: commands in the guest through its agent.
 //! - [`lab_steps`]: the lab, its Tor network and web server, traffic checks.
 //! - [`bridge_steps`]: bridges derivatives: the lab's bridges, the
@@ -19,6 +20,7 @@
 //! screenshot after each step) and what steps saw, and writes
 //! `artifacts/<run>/index.html` from both.
 
+pub mod boot;
 pub mod bridge_steps;
 pub mod checkpoints;
 pub mod fingerprint_steps;

@@ -15,7 +15,7 @@ use crate::TailorWorld;
 #[given(expr = "the computer boots from {string}")]
 async fn boots_from(world: &mut TailorWorld, name: String) -> anyhow::Result<()> {
     let config = world.settings.vm_config_for(&name)?;
-    world.start_vm(&config, VmOptions::default()).await
+    world.boot(&config, VmOptions::default(), None).await
 }
 
 #[given(expr = "a computer at checkpoint {string}")]

@@ -252,16 +252,14 @@ async fn fetch_through_vpn_as(
     url: String,
     user: String,
 ) -> anyhow::Result<()> {
-    let command = crate::guest_steps::as_user(
-        &user,
-        &format!(
-            "curl --silent --show-error --max-time 30 {}",
-            crate::guest_steps::shell_quote(&url)
-        ),
+    let command = format!(
+        "curl --silent --show-error --max-time 30 {}",
+        harness::guest::shell_quote(&url)
     );
+    // As the user, through whichever agent the guest has.
     let result = world
         .guest()?
-        .exec(&command, wait::scaled(Duration::from_secs(60)))
+        .exec_as(&user, &command, wait::scaled(Duration::from_secs(60)))
         .await?;
     if result.success() {
         // The page came through the network: the capture must show the
@@ -280,14 +278,11 @@ async fn fetch_through_vpn_as(
 async fn keeps_fetching(world: &mut TailorWorld, url: String) -> anyhow::Result<()> {
     let loop_ = format!(
         "(while true; do curl --silent --max-time 2 --output /dev/null {}; usleep 500000; done) </dev/null >/dev/null 2>&1 &",
-        crate::guest_steps::shell_quote(&url)
+        harness::guest::shell_quote(&url)
     );
     let result = world
         .guest()?
-        .exec(
-            &crate::guest_steps::as_user("amnesia", &loop_),
-            wait::scaled(Duration::from_secs(20)),
-        )
+        .exec_as("amnesia", &loop_, wait::scaled(Duration::from_secs(20)))
         .await?;
     result.ensure_success()?;
     world.network_used();

@@ -109,7 +109,10 @@ impl Settings {
             None => VmConfig::for_medium(BootMedium::from_path(PathBuf::from(name))),
         };
         if let Some(iso) = &self.iso {
-            config.boot = Some(BootMedium::from_path(iso.clone()));
+            config.boot = Some(match &config.boot {
+                Some(medium) => medium.with_path(iso.clone()),
+                None => BootMedium::from_path(iso.clone()),
+            });
         }
         Ok(config)
     }
@@ -270,7 +273,7 @@ impl TailorWorld {
             let _ = std::fs::copy(&paths.qemu_log, dir.join("qemu.log"));
             // tor's log, the firewall's counters and rules, the network:
             // from the guest itself while it still runs.
-            let guest = harness::guest::Guest::new(&paths.qga_socket);
+            let guest = harness::guest::Guest::for_vm(vm);
             for problem in harness::derivative::inspect::save_guest_logs(
                 &guest,
                 &dir.join("guest"),
@@ -319,6 +322,10 @@ impl TailorWorld {
         self.retire_vm().await;
         self.frozen = false;
         let on_lab = config.network == harness::vm::Network::Lab;
+        // The guest's log stream, for the whole scenario, with its artifacts.
+        options
+            .guest_journal
+            .get_or_insert_with(|| self.scenario_dir.join(crate::boot::GUEST_JOURNAL));
         if on_lab {
             options.lab = Some(crate::lab_steps::lab_attachment(&self.scenario_dir).await?);
             // Captured from the first instruction: a boot is judged too.
@@ -372,12 +379,12 @@ impl TailorWorld {
 /// `--pause-on-failure`: say how to look at the VM, wait for Enter.
 fn pause(paths: &harness::vm::VmPaths) {
     eprintln!(
-        "\nPaused on failure. The VM and its lab are still running.\n  watch it:  vncviewer {vnc}   (or: socat TCP-LISTEN:5900,bind=127.0.0.1 UNIX-CONNECT:{vnc})\n  QMP:       the harness holds {qmp}; a second monitor is free: socat READLINE UNIX-CONNECT:{observer}\n             (send {{\"execute\":\"qmp_capabilities\"}} first; disconnect before pressing Enter)\n  serial:    {serial}\n  guest:     the agent at {qga} (the harness does not hold it)\nPress Enter to tear down and continue.",
+        "\nPaused on failure. The VM and its lab are still running.\n  watch it:  vncviewer {vnc}   (or: socat TCP-LISTEN:5900,bind=127.0.0.1 UNIX-CONNECT:{vnc})\n  QMP:       the harness holds {qmp}; a second monitor is free: socat READLINE UNIX-CONNECT:{observer}\n             (send {{\"execute\":\"qmp_capabilities\"}} first; disconnect before pressing Enter)\n  serial:    {serial}\n  guest:     the agent at {agent} (the harness does not hold it)\nPress Enter to tear down and continue.",
         vnc = paths.vnc_socket.display(),
         qmp = paths.qmp_socket.display(),
         observer = paths.observer_socket.display(),
         serial = paths.serial_log.display(),
-        qga = paths.qga_socket.display(),
+        agent = paths.agent_socket.display(),
     );
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);

@@ -1,6 +1,14 @@
 //! Assembling the image: unpack the packages, pick the files the live system
 //! needs, apply the customizations, pack an initramfs, make the hybrid ISO.
 //!
+//! The ISO boots as a CD, a disk or a USB stick, under BIOS and UEFI, each
+//! through a menu with a short countdown, as Tails' does: isolinux's
+//! `menu.c32` (El Torito BIOS image, and the isohybrid MBR on a disk), and
+//! GRUB for UEFI (El Torito EFI image, and a GPT entry for it on a disk), a
+//! standalone `BOOTX64.EFI` from Debian's grub-efi-amd64-bin whose built-in
+//! configuration finds the ISO's file system and reads
+//! `/boot/grub/grub.cfg`. The FAT image holding it is made with mtools.
+//!
 //! Unpacked packages are kept under `.cache/derivative/sysroot/HASH` (HASH
 //! of the package files) and the kernel under `.cache/derivative/kernel/`,
 //! each with a `.complete` marker written last, so an interrupted unpack is
@@ -20,6 +28,33 @@ use super::{hex, Error, Recipe};
 pub const ISOHDPFX: &str = "/usr/lib/ISOLINUX/isohdpfx.bin";
 pub const ISOLINUX_BIN: &str = "/usr/lib/ISOLINUX/isolinux.bin";
 pub const LDLINUX_C32: &str = "/usr/lib/syslinux/modules/bios/ldlinux.c32";
+/// isolinux's text menu and the libraries it loads.
+pub const MENU_C32: [&str; 3] = [
+    "/usr/lib/syslinux/modules/bios/menu.c32",
+    "/usr/lib/syslinux/modules/bios/libutil.c32",
+    "/usr/lib/syslinux/modules/bios/libcom32.c32",
+];
+/// GRUB's modules for UEFI (grub-efi-amd64-bin); `moddep.lst` and the
+/// kernel stand for the version in the cache key.
+pub const GRUB_EFI_DIR: &str = "/usr/lib/grub/x86_64-efi";
+/// Host files whose version decides the image's boot loaders.
+pub const HOST_BOOT_FILES: [&str; 8] = [
+    ISOHDPFX,
+    ISOLINUX_BIN,
+    LDLINUX_C32,
+    MENU_C32[0],
+    MENU_C32[1],
+    MENU_C32[2],
+    "/usr/lib/grub/x86_64-efi/moddep.lst",
+    "/usr/lib/grub/x86_64-efi/kernel.img",
+];
+/// GRUB modules the EFI loader carries, all loaded at its start (once the
+/// ISO is found, GRUB would look for others there): enough to find the
+/// ISO, show the menu and its editor, and boot Linux.
+pub const GRUB_MODULES: &str = "normal configfile search search_fs_file iso9660 part_msdos part_gpt fat linux gzio echo all_video test";
+/// GRUB's built-in configuration: find the file system with the kernel
+/// (the ISO, whether a CD or a whole disk) and read the menu from it.
+pub const GRUB_EMBEDDED_CFG: &str = "search --no-floppy --set=root --file /live/vmlinuz\nset prefix=($root)/boot/grub\nconfigfile $prefix/grub.cfg\n";
 /// The image's dynamic loader, inside the unpacked libc6.
 const LOADER: &str = "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
 const LIB_DIRS: [&str; 4] = [
@@ -108,7 +143,7 @@ pub struct Inputs<'a> {
     pub cache: &'a Path,
     pub recipe: &'a Recipe,
     pub customizations: &'a [(Customization, Vec<ImageFile>)],
-    pub greeter: &'a Path,
+    pub programs: &'a super::GuestPrograms,
     pub key: &'a str,
     /// Receives `derivative.iso` and `derivative.manifest.toml`.
     pub out_dir: &'a Path,
@@ -583,6 +618,43 @@ fn manifest(
     Ok(text)
 }
 
+/// GRUB as `EFI/BOOT/BOOTX64.EFI` (the path UEFI firmware boots from
+/// removable media) in a FAT image at `out`.
+fn efi_image(work: &Path, out: &Path) -> Result<(), Error> {
+    let dir = work.join("efi");
+    mkdirs(&dir)?;
+    let embedded = dir.join("embedded.cfg");
+    write(&embedded, GRUB_EMBEDDED_CFG.as_bytes(), 0o644)?;
+    let loader = dir.join("BOOTX64.EFI");
+    run(Command::new("grub-mkstandalone")
+        .args(["-O", "x86_64-efi", "-d", GRUB_EFI_DIR])
+        .arg(format!("--install-modules={GRUB_MODULES}"))
+        .arg(format!("--modules={GRUB_MODULES}"))
+        .args(["--locales=", "--themes=", "--fonts=", "-o"])
+        .arg(&loader)
+        .arg(format!("boot/grub/grub.cfg={}", embedded.display())))?;
+    let size = std::fs::metadata(&loader)
+        .map_err(|e| Error::io(&loader, e))?
+        .len();
+    // The loader, FAT's own structures and room to spare, in whole MiB.
+    let mib = size.div_ceil(1 << 20) + 1;
+    if let Some(parent) = out.parent() {
+        mkdirs(parent)?;
+    }
+    let image = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
+    image.set_len(mib << 20).map_err(|e| Error::io(out, e))?;
+    drop(image);
+    let img = out.to_string_lossy().into_owned();
+    // A fixed serial number: the same inputs make the same image.
+    run(Command::new("mformat").args(["-i", &img, "-N", "7A110B00", "::"]))?;
+    run(Command::new("mmd").args(["-i", &img, "::/EFI", "::/EFI/BOOT"]))?;
+    run(Command::new("mcopy")
+        .args(["-i", &img])
+        .arg(&loader)
+        .arg("::/EFI/BOOT/BOOTX64.EFI"))?;
+    Ok(())
+}
+
 pub fn build(inp: &Inputs) -> Result<(), Error> {
     let apt = Apt::new(&inp.cache.join("apt"))?;
     let mut wanted = inp.recipe.packages.clone();
@@ -632,7 +704,13 @@ pub fn build(inp: &Inputs) -> Result<(), Error> {
         }
         install_with_libs(&sysroot, &root, &from, binary)?;
     }
-    install_with_libs(&sysroot, &root, inp.greeter, "/usr/bin/greeter")?;
+    install_with_libs(&sysroot, &root, &inp.programs.greeter, "/usr/bin/greeter")?;
+    install_with_libs(
+        &sysroot,
+        &root,
+        &inp.programs.remote_shell,
+        "/usr/lib/tailor/remote-shell",
+    )?;
     let font = under(&sysroot, &inp.recipe.font);
     let psf = root.join("usr/share/tailor/font.psf");
     mkdirs(&root.join("usr/share/tailor"))?;
@@ -666,15 +744,24 @@ pub fn build(inp: &Inputs) -> Result<(), Error> {
         .arg(live.join("initrd.gz")))?;
     let isolinux = iso.join("isolinux");
     copy(Path::new(ISOLINUX_BIN), &isolinux.join("isolinux.bin"))?;
-    copy(Path::new(LDLINUX_C32), &isolinux.join("ldlinux.c32"))?;
-    let cfg_path = inp.repo.join("derivative/isolinux.cfg");
-    let cfg = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-    write(
-        &isolinux.join("isolinux.cfg"),
-        cfg.replace("@CMDLINE@", &inp.recipe.kernel_cmdline)
-            .as_bytes(),
-        0o644,
-    )?;
+    for module in std::iter::once(LDLINUX_C32).chain(MENU_C32) {
+        let module = Path::new(module);
+        copy(module, &isolinux.join(module.file_name().expect("a file")))?;
+    }
+    let with_cmdline = |name: &str, to: &Path| -> Result<(), Error> {
+        let from = inp.repo.join("derivative").join(name);
+        let cfg = std::fs::read_to_string(&from).map_err(|e| Error::io(&from, e))?;
+        write(
+            to,
+            cfg.replace("@CMDLINE@", &inp.recipe.kernel_cmdline)
+                .as_bytes(),
+            0o644,
+        )
+    };
+    with_cmdline("isolinux.cfg", &isolinux.join("isolinux.cfg"))?;
+    with_cmdline("grub.cfg", &iso.join("boot/grub/grub.cfg"))?;
+    tracing::info!("making the UEFI boot image (GRUB)");
+    efi_image(&work, &iso.join("boot/grub/efi.img"))?;
     // The ISO says what it is, so `tailor run --iso` needs no flags.
     let info = super::kind::IsoInfo {
         kind: inp
@@ -714,6 +801,13 @@ pub fn build(inp: &Inputs) -> Result<(), Error> {
             "-boot-load-size",
             "4",
             "-boot-info-table",
+            // UEFI: GRUB's FAT image, as an El Torito entry and, on a
+            // disk, a GPT partition.
+            "-eltorito-alt-boot",
+            "-e",
+            "boot/grub/efi.img",
+            "-no-emul-boot",
+            "-isohybrid-gpt-basdat",
             "-V",
             "TAILOR_LIVE",
         ])

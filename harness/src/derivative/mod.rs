@@ -1,14 +1,17 @@
 //! Building the reference derivative's ISO (`tailor build-iso`).
 //!
 //! The image is an initramfs with everything in it (busybox, tor, nftables,
-//! qemu-guest-agent, the greeter, a few kernel modules), booted by isolinux
-//! from a hybrid ISO that works as a CD and as a disk. It is assembled from:
+//! qemu-guest-agent, the greeter, the remote-shell server, a few kernel
+//! modules), booted from a hybrid ISO that works as a CD, a disk and a USB
+//! stick, under BIOS (isolinux's menu) and UEFI (GRUB's menu). It is
+//! assembled from:
 //!
 //! - `derivative/recipe.toml`: the Debian packages, kernel, modules and
 //!   executables ([`Recipe`]);
 //! - `derivative/rootfs/`: the init, the start script, the firewall, torrc
 //!   and the users, copied as they are;
-//! - the greeter, built from `derivative/greeter` with cargo;
+//! - the greeter and the remote-shell server, built from
+//!   `derivative/greeter` and `derivative/remote-shell` with cargo;
 //! - any customizations ([`customization::Customization`]) applied on top.
 //!
 //! Packages come only through apt ([`apt`]), into `.cache/derivative/apt`.
@@ -69,6 +72,11 @@ pub const GUEST_CONFIGURED_BRIDGES: &str = "/etc/tailor/bridges.txt";
 pub mod markers {
     /// qemu-ga is running (before the greeter).
     pub const GUEST_AGENT_STARTED: &str = "tailor-init: guest agent started";
+    /// The remote-shell server is running (only with
+    /// `autotest_never_use_this_option` on the kernel command line).
+    pub const REMOTE_SHELL_STARTED: &str = "tailor-init: remote shell started";
+    /// The guest streams its logs on the journal port.
+    pub const LOGS_STREAMED: &str = "tailor-init: logs streamed to org.tails.journal_dumper.0";
     /// The greeter's welcome screen is on the framebuffer.
     pub const GREETER_SHOWN: &str = "tailor-greeter: welcome screen shown";
     /// The greeter opened an absolute pointer (the usb-tablet): clicks
@@ -130,7 +138,9 @@ pub enum Error {
     Failed { command: String, stderr: String },
     #[error("apt: `{command}` failed: {stderr} (if a package is not found, run `apt-get update`)")]
     Apt { command: String, stderr: String },
-    #[error("building the greeter with `{command}` failed:\n{output}")]
+    #[error(
+        "building the guest's programs (greeter, remote shell) with `{command}` failed:\n{output}"
+    )]
     Greeter { command: String, output: String },
     #[error("{binary} needs {library}, which none of the image's packages provide{}", if found_on_host.is_empty() { String::new() } else { format!(" (only the host has it: {found_on_host})") })]
     MissingLibrary {
@@ -197,6 +207,8 @@ pub struct BuildOptions {
     pub out: PathBuf,
     /// A prebuilt greeter; `None` builds it with cargo.
     pub greeter: Option<PathBuf>,
+    /// A prebuilt remote-shell server; `None` builds it with cargo.
+    pub remote_shell: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -206,6 +218,7 @@ impl BuildOptions {
             customizations: Vec::new(),
             out: out.into(),
             greeter: None,
+            remote_shell: None,
         }
     }
 
@@ -234,10 +247,18 @@ pub fn manifest_path(iso: &Path) -> PathBuf {
     iso.with_extension("manifest.toml")
 }
 
-/// Build the greeter (release) with cargo and return its path. Cargo runs
-/// with its own target directory under `.cache/` so a build started from a
-/// test never waits on the lock of the target directory running that test.
-pub fn build_greeter(repo: &Path) -> Result<PathBuf, Error> {
+/// The programs of this repository that go into the image.
+#[derive(Debug, Clone)]
+pub struct GuestPrograms {
+    pub greeter: PathBuf,
+    pub remote_shell: PathBuf,
+}
+
+/// Build the greeter and the remote-shell server (release) with cargo and
+/// return their paths. Cargo runs with its own target directory under
+/// `.cache/` so a build started from a test never waits on the lock of the
+/// target directory running that test.
+pub fn build_guest_programs(repo: &Path) -> Result<GuestPrograms, Error> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = repo.join(".cache/derivative/cargo-target");
     let manifest = repo.join("Cargo.toml");
@@ -248,6 +269,8 @@ pub fn build_greeter(repo: &Path) -> Result<PathBuf, Error> {
         "--quiet",
         "-p",
         "greeter",
+        "-p",
+        "remote-shell",
         "--manifest-path",
     ])
     .arg(&manifest)
@@ -255,7 +278,7 @@ pub fn build_greeter(repo: &Path) -> Result<PathBuf, Error> {
     .arg(&target)
     .env_remove("CARGO_TARGET_DIR");
     let shown = format!(
-        "{} build --release -p greeter --manifest-path {} --target-dir {}",
+        "{} build --release -p greeter -p remote-shell --manifest-path {} --target-dir {}",
         cargo.to_string_lossy(),
         manifest.display(),
         target.display()
@@ -270,7 +293,10 @@ pub fn build_greeter(repo: &Path) -> Result<PathBuf, Error> {
             output: String::from_utf8_lossy(&out.stderr).into_owned(),
         });
     }
-    Ok(target.join("release/greeter"))
+    Ok(GuestPrograms {
+        greeter: target.join("release/greeter"),
+        remote_shell: target.join("release/tailor-remote-shell"),
+    })
 }
 
 /// Files that decide the image besides the customizations, hashed by path,
@@ -317,12 +343,16 @@ fn hash_tree(hasher: &mut Sha256, root: &Path, skip: &[&str]) -> Result<(), Erro
 pub fn cache_key(
     repo: &Path,
     customizations: &[(Customization, Vec<customization::ImageFile>)],
-    greeter: &Path,
+    programs: &GuestPrograms,
 ) -> Result<String, Error> {
     let mut h = Sha256::new();
-    h.update(b"tailor-derivative-v1\0");
+    h.update(b"tailor-derivative-v2\0");
     let derivative = repo.join("derivative");
-    hash_tree(&mut h, &derivative, &["customizations", "greeter"])?;
+    hash_tree(
+        &mut h,
+        &derivative,
+        &["customizations", "greeter", "remote-shell"],
+    )?;
     for (c, files) in customizations {
         h.update(format!("{c:?}").as_bytes());
         for f in files {
@@ -331,8 +361,13 @@ pub fn cache_key(
             h.update(&f.content);
         }
     }
-    h.update(std::fs::read(greeter).map_err(|e| Error::io(greeter, e))?);
-    for host_file in [image::ISOHDPFX, image::ISOLINUX_BIN, image::LDLINUX_C32] {
+    for program in [&programs.greeter, &programs.remote_shell] {
+        h.update(std::fs::read(program).map_err(|e| Error::io(program, e))?);
+    }
+    // How the boot loaders are made is an input too.
+    h.update(image::GRUB_MODULES.as_bytes());
+    h.update(image::GRUB_EMBEDDED_CFG.as_bytes());
+    for host_file in image::HOST_BOOT_FILES {
         h.update(std::fs::read(host_file).map_err(|e| Error::io(Path::new(host_file), e))?);
     }
     let lists = Path::new("/var/lib/apt/lists");
@@ -388,11 +423,20 @@ pub fn build(opts: &BuildOptions) -> Result<Built, Error> {
         let files = c.validate()?;
         customizations.push((c, files));
     }
-    let greeter = match &opts.greeter {
-        Some(p) => p.clone(),
-        None => build_greeter(&opts.repo)?,
+    let programs = match (&opts.greeter, &opts.remote_shell) {
+        (Some(greeter), Some(remote_shell)) => GuestPrograms {
+            greeter: greeter.clone(),
+            remote_shell: remote_shell.clone(),
+        },
+        (greeter, remote_shell) => {
+            let built = build_guest_programs(&opts.repo)?;
+            GuestPrograms {
+                greeter: greeter.clone().unwrap_or(built.greeter),
+                remote_shell: remote_shell.clone().unwrap_or(built.remote_shell),
+            }
+        }
     };
-    let key = cache_key(&opts.repo, &customizations, &greeter)?;
+    let key = cache_key(&opts.repo, &customizations, &programs)?;
     let cached_dir = cache.join("iso").join(&key);
     let cached_iso = cached_dir.join("derivative.iso");
     let cached_manifest = cached_dir.join("derivative.manifest.toml");
@@ -406,7 +450,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built, Error> {
             cache: &cache,
             recipe: &recipe,
             customizations: &customizations,
-            greeter: &greeter,
+            programs: &programs,
             key: &key,
             out_dir: &cached_dir,
         })?;
@@ -442,9 +486,17 @@ mod tests {
     }
 
     fn key_with(customization: Option<&str>, greeter: &[u8]) -> String {
+        key_with_server(customization, greeter, b"server v1")
+    }
+
+    fn key_with_server(customization: Option<&str>, greeter: &[u8], server: &[u8]) -> String {
         let dir = tempfile::tempdir().unwrap();
-        let greeter_path = dir.path().join("greeter");
-        std::fs::write(&greeter_path, greeter).unwrap();
+        let programs = GuestPrograms {
+            greeter: dir.path().join("greeter"),
+            remote_shell: dir.path().join("remote-shell"),
+        };
+        std::fs::write(&programs.greeter, greeter).unwrap();
+        std::fs::write(&programs.remote_shell, server).unwrap();
         let customizations: Vec<_> = customization
             .map(|text| {
                 let c = Customization::parse(text, &dir.path().join("c.toml")).unwrap();
@@ -453,7 +505,7 @@ mod tests {
             })
             .into_iter()
             .collect();
-        cache_key(&repo(), &customizations, &greeter_path).unwrap()
+        cache_key(&repo(), &customizations, &programs).unwrap()
     }
 
     #[test]
@@ -461,6 +513,11 @@ mod tests {
         let base = key_with(None, b"greeter v1");
         assert_eq!(base, key_with(None, b"greeter v1"), "same inputs, same key");
         assert_ne!(base, key_with(None, b"greeter v2"), "the greeter counts");
+        assert_ne!(
+            base,
+            key_with_server(None, b"greeter v1", b"server v2"),
+            "the remote-shell server counts"
+        );
         let one = key_with(
             Some("name = \"a\"\n[init]\nmac_spoof = false\n"),
             b"greeter v1",

@@ -15,7 +15,10 @@
 //! ```
 
 pub mod accel;
+pub mod boot_menu;
+mod channels;
 pub mod config;
+pub mod media;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -25,7 +28,7 @@ use image::RgbImage;
 use qapi::qmp;
 
 pub use accel::Accelerator;
-pub use config::{BootMedium, ConfigError, Network, VmConfig};
+pub use config::{AgentKind, BootMedium, ConfigError, Firmware, Network, VmConfig};
 
 use crate::input::{self, InputError, TypingRate};
 use crate::net::capture::Capture;
@@ -53,6 +56,8 @@ pub enum VmError {
         #[source]
         source: std::io::Error,
     },
+    #[error("firmware file {file} is missing: {hint}")]
+    Firmware { file: PathBuf, hint: String },
     #[error("qemu-img could not create {what}: {detail}")]
     QemuImg { what: String, detail: String },
     #[error("QEMU exited ({status}) {when}; its log {log}:\n{tail}")]
@@ -130,6 +135,9 @@ pub struct VmOptions {
     /// Start from this checkpoint (saved earlier in `persistent_state`)
     /// instead of booting.
     pub start_from: Option<String>,
+    /// Where QEMU appends what the guest streams on its journal port (a
+    /// scenario's artifacts); `None`: `journal.log` in the VM's scratch.
+    pub guest_journal: Option<PathBuf>,
     /// Capture the NIC's traffic into this pcap (an absolute path) from
     /// the first instruction on: QEMU starts the capture itself, before
     /// the guest runs (see [`crate::net::capture`]).
@@ -193,7 +201,11 @@ pub struct VmPaths {
     /// with `socat`). QEMU serves one client per monitor at a time.
     pub observer_socket: PathBuf,
     pub vnc_socket: PathBuf,
-    pub qga_socket: PathBuf,
+    /// The guest agent's socket (QGA or Tails' remote shell, see
+    /// `harness::guest`).
+    pub agent_socket: PathBuf,
+    /// The guest's log stream (its journal port).
+    pub journal_log: PathBuf,
     pub serial_log: PathBuf,
     pub qemu_log: PathBuf,
     pub screendump: PathBuf,
@@ -207,7 +219,8 @@ impl VmPaths {
             qmp_socket: dir.join("qmp.sock"),
             observer_socket: dir.join("observer.sock"),
             vnc_socket: dir.join("vnc.sock"),
-            qga_socket: dir.join("qga.sock"),
+            agent_socket: dir.join("agent.sock"),
+            journal_log: dir.join("journal.log"),
             serial_log: dir.join("serial.log"),
             qemu_log: dir.join("qemu.log"),
             screendump,
@@ -252,7 +265,16 @@ impl Vm {
             .as_ref()
             .map(|d| d.path().join("screen.ppm"))
             .unwrap_or_else(|| dir.join("screen.ppm"));
-        let paths = VmPaths::in_dir(dir, screendump);
+        let mut paths = VmPaths::in_dir(dir, screendump);
+        if let Some(journal) = &options.guest_journal {
+            if let Some(parent) = journal.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| VmError::Scratch {
+                    dir: parent.to_owned(),
+                    source,
+                })?;
+            }
+            paths.journal_log = std::path::absolute(journal).unwrap_or_else(|_| journal.clone());
+        }
 
         let mut args = command_line(config, &medium, accel, &paths, &options)?;
         let capture = match &options.capture {
@@ -841,10 +863,6 @@ fn qemu_img(args: &[&str], what: &str) -> Result<(), VmError> {
         })
 }
 
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
-}
-
 /// The QEMU command line for a config. Creates the qcow2 scratch files the
 /// VM writes to (an overlay over a disk image, or an empty disk that holds
 /// checkpoints of an ISO-booted VM); the boot medium itself is never written.
@@ -887,82 +905,20 @@ fn command_line(
         "qemu-xhci,id=xhci".into(),
         "-device".into(),
         "usb-tablet,bus=xhci.0".into(),
-        // The guest agent's channel (see harness::guest).
-        "-chardev".into(),
-        format!(
-            "socket,id=qga0,path={},server=on,wait=off",
-            p(&paths.qga_socket)
-        ),
-        "-device".into(),
-        "virtio-serial-pci".into(),
-        "-device".into(),
-        "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0".into(),
     ]);
+    // The guest agent's channel (see harness::guest) and its log stream.
+    args.extend(channels::channel_args(
+        &config.agent,
+        &paths.agent_socket,
+        &paths.journal_log,
+    ));
     let state_dir = options.persistent_state.as_deref().unwrap_or(&paths.dir);
-    // A VM that boots gets a fresh writable qcow2; one that starts from a
-    // checkpoint needs the qcow2 the checkpoint was saved in.
-    let prepare = |file: &Path, create: &[&str], what: &str| -> Result<(), VmError> {
-        match &options.start_from {
-            Some(name) if !file.exists() => Err(VmError::Checkpoint {
-                name: name.clone(),
-                action: "loadvm",
-                detail: format!("no checkpoint store at {}", file.display()),
-            }),
-            Some(_) => Ok(()),
-            None => {
-                let _ = std::fs::remove_file(file);
-                qemu_img(create, what)
-            }
-        }
+    let state = media::State {
+        dir: state_dir,
+        start_from: options.start_from.as_deref(),
     };
-    match medium {
-        BootMedium::Iso(iso) => {
-            let state = state_dir.join("checkpoints.qcow2");
-            prepare(
-                &state,
-                &["create", "-q", "-f", "qcow2", &p(&state), "4G"],
-                "the checkpoint disk",
-            )?;
-            args.extend([
-                "-drive".into(),
-                format!(
-                    "file={},media=cdrom,readonly=on,if=ide,index=1",
-                    p(&absolute(iso))
-                ),
-                "-boot".into(),
-                "d".into(),
-                // Not attached to the guest: it only holds savevm state.
-                "-drive".into(),
-                format!("file={},format=qcow2,if=none,id=checkpoints", p(&state)),
-            ]);
-        }
-        BootMedium::Disk { path, format } => {
-            let overlay = state_dir.join("overlay.qcow2");
-            let fmt = match format {
-                config::DiskFormat::Raw => "raw",
-                config::DiskFormat::Qcow2 => "qcow2",
-            };
-            prepare(
-                &overlay,
-                &[
-                    "create",
-                    "-q",
-                    "-f",
-                    "qcow2",
-                    "-F",
-                    fmt,
-                    "-b",
-                    &p(&absolute(path)),
-                    &p(&overlay),
-                ],
-                "the disk overlay",
-            )?;
-            args.extend([
-                "-drive".into(),
-                format!("file={},format=qcow2,if=virtio", p(&overlay)),
-            ]);
-        }
-    }
+    args.extend(media::firmware_args(config.firmware, &state)?);
+    args.extend(media::medium_args(medium, &state)?);
     if let Some(name) = &options.start_from {
         args.extend(["-loadvm".into(), name.clone()]);
     }

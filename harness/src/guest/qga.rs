@@ -1,32 +1,19 @@
-//! A remote shell into the guest: the QEMU Guest Agent (QGA) protocol, via
-//! the `qapi` crate, over the unix socket QEMU exposes for the guest's
-//! virtio-serial port `org.qemu.guest_agent.0`:
+//! The QEMU Guest Agent (QGA) backend of [`super::Guest`]: the QGA protocol,
+//! via the `qapi` crate, over the unix socket QEMU exposes for the guest's
+//! virtio-serial port (by default `org.qemu.guest_agent.0`):
 //!
 //! ```text
-//! -chardev socket,id=qga0,path=DIR/qga.sock,server=on,wait=off
+//! -chardev socket,id=agent0,path=DIR/agent.sock,server=on,wait=off
 //! -device virtio-serial-pci
-//! -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0
+//! -device virtserialport,chardev=agent0,name=org.qemu.guest_agent.0
 //! ```
 //!
 //! Every request has a timeout, so a dead or not yet started agent gives a
 //! [`Error::Timeout`] and never a hang. After a timeout the connection is
 //! dropped and the next call reconnects and re-synchronizes (`guest-sync`
 //! with a fresh id), because a late reply to the abandoned request could
-//! otherwise be taken for the answer to the next one.
-//!
-//! ```no_run
-//! # async fn f() -> Result<(), harness::guest::Error> {
-//! use std::time::Duration;
-//! let guest = harness::guest::Guest::new("/tmp/vm/qga.sock");
-//! guest.wait_ready(Duration::from_secs(30)).await?;
-//! let out = guest.exec("nft list ruleset", Duration::from_secs(10)).await?;
-//! out.ensure_success()?;
-//! assert!(out.stdout.contains("table inet tailor"));
-//! # Ok(()) }
-//! ```
-//! Step phrases served: "When I run {string} in the guest" ([`Guest::exec`]),
-//! "Then the command succeeds" ([`ExecResult::ensure_success`]),
-//! "Then its output contains {string}" ([`ExecResult::ensure_output_contains`]).
+//! otherwise be taken for the answer to the next one. QGA runs everything
+//! as root: another user's command goes through `su` ([`as_user`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,109 +21,15 @@ use std::time::{Duration, Instant};
 use qapi::qga;
 use tokio::sync::Mutex;
 
+use super::{shell_quote, AgentKind, Error, ExecResult};
+
 type Service = qapi::futures::QapiService<
     qapi::futures::QgaStreamTokio<tokio::io::WriteHalf<tokio::net::UnixStream>>,
 >;
 
-/// Errors from talking to the guest agent.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot connect to the guest agent socket {socket}")]
-    Connect {
-        socket: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the guest agent on {socket} did not answer guest-sync within {waited:.1?} (last seen: {last}); is qemu-ga running in the guest? see the serial log")]
-    NotReady {
-        socket: PathBuf,
-        waited: Duration,
-        last: String,
-    },
-    #[error("the guest agent on {socket} did not answer {what} within {waited:.1?}")]
-    Timeout {
-        socket: PathBuf,
-        what: String,
-        waited: Duration,
-    },
-    #[error("the guest agent on {socket} failed {what}")]
-    Agent {
-        socket: PathBuf,
-        what: String,
-        #[source]
-        source: qapi::ExecuteError,
-    },
-    #[error("`{command}` still running in the guest after {waited:.1?} (killed it)")]
-    CommandTimeout { command: String, waited: Duration },
-    #[error("`{command}` exited with {status} in the guest; expected success. stderr: {stderr}")]
-    CommandFailed {
-        command: String,
-        status: String,
-        stderr: String,
-    },
-    #[error("`{command}` still failing in the guest after {waited:.1?} (last: {last})")]
-    StillFailing {
-        command: String,
-        waited: Duration,
-        last: String,
-    },
-    #[error("the output of `{command}` does not contain {expected:?}; it was:\n{stdout}")]
-    OutputMismatch {
-        command: String,
-        expected: String,
-        stdout: String,
-    },
-}
-
-/// What a command run in the guest did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecResult {
-    pub command: String,
-    /// `None` when the command was killed by a signal.
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl ExecResult {
-    pub fn success(&self) -> bool {
-        self.exit_code == Some(0)
-    }
-
-    /// `Ok` when the command exited with 0, else an error quoting stderr.
-    pub fn ensure_success(&self) -> Result<&Self, Error> {
-        if self.success() {
-            return Ok(self);
-        }
-        let status = match (self.exit_code, self.signal) {
-            (Some(code), _) => format!("exit code {code}"),
-            (None, Some(sig)) => format!("signal {sig}"),
-            (None, None) => "an unknown status".into(),
-        };
-        Err(Error::CommandFailed {
-            command: self.command.clone(),
-            status,
-            stderr: self.stderr.trim().to_owned(),
-        })
-    }
-
-    /// `Ok` when stdout contains `expected`.
-    pub fn ensure_output_contains(&self, expected: &str) -> Result<&Self, Error> {
-        if self.stdout.contains(expected) {
-            Ok(self)
-        } else {
-            Err(Error::OutputMismatch {
-                command: self.command.clone(),
-                expected: expected.to_owned(),
-                stdout: self.stdout.clone(),
-            })
-        }
-    }
-}
-
-/// A client of one guest's agent. Cheap to create; connects lazily.
-pub struct Guest {
+/// A client of one guest's QEMU Guest Agent. Cheap to create; connects
+/// lazily.
+pub struct Qga {
     socket: PathBuf,
     conn: Mutex<Option<Service>>,
     /// How long one request may take before the agent counts as dead.
@@ -147,9 +40,9 @@ pub struct Guest {
 /// chunks keep each request well inside its timeout.
 const CHUNK: usize = 64 * 1024;
 
-impl Guest {
-    pub fn new(socket: impl Into<PathBuf>) -> Guest {
-        Guest {
+impl Qga {
+    pub fn new(socket: impl Into<PathBuf>) -> Qga {
+        Qga {
             socket: socket.into(),
             conn: Mutex::new(None),
             request_timeout: crate::wait::scaled(Duration::from_secs(10)),
@@ -188,21 +81,6 @@ impl Guest {
         }
     }
 
-    /// Set the guest's clock to the host's: a VM restored from a
-    /// checkpoint wakes up with the clock of the moment it was saved.
-    pub async fn sync_clock(&self) -> Result<(), Error> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        // Not guest-set-time: qemu-ga follows it with `hwclock -w`, which
-        // fails in a guest without hwclock and fails the whole command.
-        self.exec(&format!("date -u -s @{now}"), self.request_timeout)
-            .await?
-            .ensure_success()?;
-        Ok(())
-    }
-
     /// Wait until the agent answers `guest-sync`, reconnecting as needed.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), Error> {
         let start = Instant::now();
@@ -212,6 +90,7 @@ impl Guest {
             let left = timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return Err(Error::NotReady {
+                    agent: AgentKind::Qga,
                     socket: self.socket.clone(),
                     waited: start.elapsed(),
                     last,
@@ -254,6 +133,7 @@ impl Guest {
                 self.sync_once(self.request_timeout)
                     .await
                     .map_err(|last| Error::NotReady {
+                        agent: AgentKind::Qga,
                         socket: self.socket.clone(),
                         waited: self.request_timeout,
                         last,
@@ -276,6 +156,7 @@ impl Guest {
             Err(_) => {
                 *conn = None;
                 Err(Error::Timeout {
+                    agent: AgentKind::Qga,
                     socket: self.socket.clone(),
                     what: what.to_owned(),
                     waited: self.request_timeout,
@@ -345,39 +226,6 @@ impl Guest {
         }
     }
 
-    /// Run `command` until it succeeds (exit code 0), at most until
-    /// `timeout`: for guest states with no event to wait on (a daemon's log
-    /// line, a file appearing). Returns the successful run.
-    pub async fn wait_for_success(
-        &self,
-        command: &str,
-        timeout: Duration,
-    ) -> Result<ExecResult, Error> {
-        let start = Instant::now();
-        let mut progress =
-            crate::wait::Progress::new(format!("`{command}` to succeed in the guest"), timeout);
-        loop {
-            let left = timeout.saturating_sub(start.elapsed());
-            let last = match self.exec(command, left.max(Duration::from_secs(1))).await {
-                Ok(out) if out.success() => return Ok(out),
-                Ok(out) => format!("exit {:?}: {}", out.exit_code, out.stderr.trim()),
-                Err(e @ (Error::CommandTimeout { .. } | Error::CommandFailed { .. })) => {
-                    e.to_string()
-                }
-                Err(e) => return Err(e),
-            };
-            if start.elapsed() >= timeout {
-                return Err(Error::StillFailing {
-                    command: command.to_owned(),
-                    waited: start.elapsed(),
-                    last,
-                });
-            }
-            progress.tick(Some(&last));
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
     /// The whole content of a file in the guest.
     pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, Error> {
         let what = format!("reading {path}");
@@ -415,15 +263,16 @@ impl Guest {
         result
     }
 
-    /// Create or replace a file in the guest with `content`.
-    pub async fn write_file(&self, path: &str, content: &[u8]) -> Result<(), Error> {
+    /// Write `content` to a file in the guest opened with `mode` ("w":
+    /// create or replace; "a": append, creating it if needed).
+    pub async fn write_file(&self, path: &str, content: &[u8], mode: &str) -> Result<(), Error> {
         let what = format!("writing {path}");
         let handle = self
             .request(
                 &what,
                 qga::guest_file_open {
                     path: path.into(),
-                    mode: Some("w".into()),
+                    mode: Some(mode.into()),
                 },
             )
             .await?;
@@ -447,6 +296,18 @@ impl Guest {
         let closed = self.request(&what, qga::guest_file_close { handle }).await;
         result.and(closed.map(drop))
     }
+}
+
+/// `command` as `user` through `su` (root needs no password for it).
+pub fn as_user(user: &str, command: &str) -> String {
+    if user == "root" {
+        return command.to_owned();
+    }
+    format!(
+        "su -s /bin/sh {} -c {}",
+        shell_quote(user),
+        shell_quote(command)
+    )
 }
 
 fn source_text(e: &Error) -> String {
@@ -475,7 +336,7 @@ mod tests {
     #[tokio::test]
     async fn missing_socket_is_not_ready_not_a_hang() {
         let dir = tempfile::tempdir().unwrap();
-        let guest = Guest::new(dir.path().join("qga.sock"));
+        let guest = Qga::new(dir.path().join("qga.sock"));
         let err = guest
             .wait_ready(Duration::from_millis(500))
             .await
@@ -497,7 +358,7 @@ mod tests {
                 held.push(s);
             }
         });
-        let guest = Guest::new(&path);
+        let guest = Qga::new(&path);
         let start = Instant::now();
         let err = guest
             .wait_ready(Duration::from_millis(800))
@@ -508,21 +369,11 @@ mod tests {
     }
 
     #[test]
-    fn results_explain_failures() {
-        let r = ExecResult {
-            command: "false".into(),
-            exit_code: Some(1),
-            signal: None,
-            stdout: "abc".into(),
-            stderr: "boom\n".into(),
-        };
-        let e = r.ensure_success().unwrap_err().to_string();
-        assert!(e.contains("exit code 1") && e.contains("boom"), "{e}");
-        assert!(r.ensure_output_contains("b").is_ok());
-        assert!(r
-            .ensure_output_contains("z")
-            .unwrap_err()
-            .to_string()
-            .contains("abc"));
+    fn other_users_go_through_su() {
+        assert_eq!(as_user("root", "id -u"), "id -u");
+        assert_eq!(
+            as_user("amnesia", "echo 'hi'"),
+            r#"su -s /bin/sh 'amnesia' -c 'echo '\''hi'\'''"#
+        );
     }
 }
