@@ -63,8 +63,13 @@ impl Settings {
         if let Some(k) = config.as_ref().and_then(|c| c.kind) {
             return Ok((k, format!("the vm-config {}", LAB_VM_CONFIG)));
         }
+        // A hybrid ISO written raw to a USB stick is read as the ISO it is.
         let iso = match config.and_then(|c| c.boot) {
-            Some(BootMedium::Iso(path)) => Some(path),
+            Some(BootMedium::Iso(path))
+            | Some(BootMedium::Usb {
+                path,
+                format: harness::vm::config::DiskFormat::Raw,
+            }) => Some(path),
             _ => self.iso.clone(),
         };
         if let Some(iso) = iso.filter(|p| p.is_file()) {
@@ -396,5 +401,64 @@ impl std::fmt::Debug for TailorWorld {
             .field("vm", &self.vm.as_ref().map(|vm| vm.config().name.clone()))
             .field("last_match", &self.last_match)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ISO holding only `/tailor/derivative.toml` saying `kind`.
+    fn iso_saying(dir: &Path, kind: &str) -> PathBuf {
+        let tree = dir.join("tree/tailor");
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(tree.join("derivative.toml"), format!("kind = \"{kind}\"\n")).unwrap();
+        let iso = dir.join("x.iso");
+        let out = std::process::Command::new("xorriso")
+            .args(["-as", "mkisofs", "-quiet", "-o"])
+            .arg(&iso)
+            .arg(dir.join("tree"))
+            .output()
+            .expect("xorriso (scripts/setup-host.sh installs it)");
+        assert!(out.status.success(), "{out:?}");
+        iso
+    }
+
+    fn lab_config(dir: &Path, medium: &str) -> Settings {
+        let configs = dir.join("vm-configs");
+        std::fs::create_dir_all(&configs).unwrap();
+        std::fs::write(
+            configs.join(format!("{LAB_VM_CONFIG}.toml")),
+            format!("name = \"{LAB_VM_CONFIG}\"\n\n[boot]\n{medium}\n"),
+        )
+        .unwrap();
+        Settings::for_checkout(dir)
+    }
+
+    #[test]
+    fn the_kind_is_read_from_the_lab_iso_on_a_cd_or_a_usb_stick() {
+        let tmp = tempfile::tempdir().unwrap();
+        let iso = iso_saying(tmp.path(), "vpn");
+        for medium in [
+            format!("iso = {:?}", iso.display().to_string()),
+            format!("usb = {:?}", iso.display().to_string()),
+        ] {
+            let settings = lab_config(tmp.path(), &medium);
+            let (kind, why) = settings.resolve_kind(None).unwrap();
+            assert_eq!(kind, harness::derivative::Kind::Vpn, "{medium}: {why}");
+            assert!(why.contains(&iso.display().to_string()), "{medium}: {why}");
+        }
+        // The option wins over what the ISO says.
+        let settings = lab_config(
+            tmp.path(),
+            &format!("usb = {:?}", iso.display().to_string()),
+        );
+        let (kind, why) = settings
+            .resolve_kind(Some(harness::derivative::Kind::Bridges))
+            .unwrap();
+        assert_eq!(
+            (kind, why.as_str()),
+            (harness::derivative::Kind::Bridges, "--kind")
+        );
     }
 }
