@@ -26,9 +26,6 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-
 use super::bridge_line::BridgeLine;
 use super::{last_bootstrap, make_keys, set_private, DirAuthority, Error, Network, Node, Role};
 use crate::process::{self, ChildGuard, Namespace, Spec};
@@ -406,26 +403,12 @@ impl Bridges {
         if self.bridges.is_empty() {
             return Ok(());
         }
-        let pids = self.pids();
-        for &pid in &pids {
-            if pid != 0 {
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGTERM);
-            }
-        }
-        for b in &mut self.bridges {
-            b.guard.stop(Duration::from_secs(10));
-        }
+        let stopped = super::stop_all(self.bridges.iter_mut().map(|b| &mut b.guard));
+        // Forgotten either way: a second stop (on drop) has nothing to end.
         self.bridges.clear();
-        let lingering: Vec<u32> = pids
-            .into_iter()
-            .filter(|p| *p != 0 && Path::new(&format!("/proc/{p}")).exists())
-            .collect();
-        if lingering.is_empty() {
-            tracing::info!("lab bridges stopped");
-            Ok(())
-        } else {
-            Err(Error::Lingering { pids: lingering })
-        }
+        stopped?;
+        tracing::info!("lab bridges stopped");
+        Ok(())
     }
 }
 

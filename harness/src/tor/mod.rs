@@ -643,29 +643,38 @@ impl Network {
         if self.daemons.is_empty() {
             return Ok(());
         }
-        let pids = self.pids();
-        // SIGTERM all first: they exit in parallel instead of one by one.
-        for &pid in &pids {
-            if pid != 0 {
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGTERM);
-            }
-        }
-        for d in &mut self.daemons {
-            d.guard.stop(Duration::from_secs(10));
-        }
+        let stopped = stop_all(self.daemons.iter_mut().map(|d| &mut d.guard));
+        // Forgotten either way: a second stop (on drop) has nothing to end.
         self.daemons.clear();
-        // The guards reaped their children, so a pid still in /proc is a
-        // process that escaped (or a reused pid, which a caller can tell).
-        let lingering: Vec<u32> = pids
-            .into_iter()
-            .filter(|p| *p != 0 && Path::new(&format!("/proc/{p}")).exists())
-            .collect();
-        if lingering.is_empty() {
-            tracing::info!("lab Tor network stopped");
-            Ok(())
-        } else {
-            Err(Error::Lingering { pids: lingering })
+        stopped?;
+        tracing::info!("lab Tor network stopped");
+        Ok(())
+    }
+}
+
+/// End every daemon (and its process group) and wait until all are gone.
+pub(crate) fn stop_all<'a>(guards: impl Iterator<Item = &'a mut ChildGuard>) -> Result<(), Error> {
+    let mut guards: Vec<&mut ChildGuard> = guards.collect();
+    let pids: Vec<u32> = guards.iter().map(|g| g.pid()).collect();
+    // SIGTERM all first: they exit in parallel instead of one by one.
+    for &pid in &pids {
+        if pid != 0 {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGTERM);
         }
+    }
+    for guard in &mut guards {
+        guard.stop(Duration::from_secs(10));
+    }
+    // The guards reaped their children, so a pid still in /proc is a
+    // process that escaped (or a reused pid, which a caller can tell).
+    let lingering: Vec<u32> = pids
+        .into_iter()
+        .filter(|p| *p != 0 && Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    if lingering.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Lingering { pids: lingering })
     }
 }
 
