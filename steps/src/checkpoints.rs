@@ -82,15 +82,7 @@ pub fn recipes() -> Vec<Recipe> {
             parent: Some("lab-greeter"),
             reusable: true,
             online: true,
-            steps: |world| {
-                async move {
-                    crate::lab_steps::ensure_network().await?;
-                    crate::lab_steps::start_on_lab(world).await?;
-                    crate::lab_steps::wait_online(world, Duration::from_secs(180)).await?;
-                    Ok(())
-                }
-                .boxed_local()
-            },
+            steps: |world| go_online(world, Duration::from_secs(180)).boxed_local(),
         },
         // What `tor-ready` is for a VPN derivative (`online` resolves to
         // it). A restored guest's tunnel session is stale (the server has
@@ -103,15 +95,7 @@ pub fn recipes() -> Vec<Recipe> {
             parent: Some("lab-greeter"),
             reusable: true,
             online: true,
-            steps: |world| {
-                async move {
-                    crate::lab_steps::ensure_network().await?;
-                    crate::lab_steps::start_on_lab(world).await?;
-                    crate::lab_steps::wait_online(world, Duration::from_secs(120)).await?;
-                    Ok(())
-                }
-                .boxed_local()
-            },
+            steps: |world| go_online(world, Duration::from_secs(120)).boxed_local(),
         },
         Recipe {
             name: "smoke-shell",
@@ -249,6 +233,14 @@ pub fn kept_capture(name: &str) -> Option<KeptCapture> {
         .unwrap_or_else(|e| e.into_inner())
         .get(name)
         .cloned()
+}
+
+/// The steps of an online checkpoint: the lab's network, Start, and the
+/// derivative's own word that it is online within `timeout`.
+async fn go_online(world: &mut TailorWorld, timeout: Duration) -> anyhow::Result<()> {
+    crate::lab_steps::ensure_network().await?;
+    crate::lab_steps::start_on_lab(world).await?;
+    crate::lab_steps::wait_online(world, timeout).await
 }
 
 /// The checkpoint a kind-neutral name stands for: `online` is
